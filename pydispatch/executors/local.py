@@ -1,0 +1,296 @@
+"""Executors on this machine: a readiness-driven scheduler over a pool.
+
+A node is submitted to the pool once all its dependencies have values; a node
+whose dependency failed is marked failed without running. The calling thread
+coordinates; values come back to it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import heapq
+import itertools
+import os
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import cloudpickle
+
+from ..graph import DispatchNode
+from ..progress import Progress
+from ..results import DependencyError, DispatcherError, RunTimeoutError
+from .base import Executor, RunReport
+from .plan import Plan
+from .retry import Backoff, RetryPredicate
+
+
+class Settled:
+    """A local outcome: a value, or the `DependencyError` of a failure."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any = None, error: DependencyError | None = None):
+        self.value = value
+        self.error = error
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def done(self) -> bool:
+        return True
+
+
+class NotStarted:
+    """The outcome of a node a stopped run never started."""
+
+    def __init__(self, node: DispatchNode, why: str):
+        self._message = f"node {node.label!r} did not run: {why}"
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise DispatcherError(self._message)
+
+    def done(self) -> bool:
+        return False
+
+
+def _resolve(args: tuple[Any, ...], kwargs: dict[str, Any], values: dict[DispatchNode, Any]):  # type: ignore[no-untyped-def]
+    args = tuple(values[a] if isinstance(a, DispatchNode) else a for a in args)
+    kwargs = {k: values[v] if isinstance(v, DispatchNode) else v for k, v in kwargs.items()}
+    return args, kwargs
+
+
+class PoolExecutor(Executor):
+    """Runs each node as one call in a `concurrent.futures` pool."""
+
+    def __init__(
+        self,
+        retries: int = 5,
+        retry_on: Iterable[RetryPredicate] = (),
+        *,
+        max_workers: int | None = None,
+        backoff: Backoff | None = None,
+    ):
+        super().__init__(retries, retry_on, backoff=backoff)
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"max_workers must be an int >= 1 or None, got {max_workers!r}")
+        self.max_workers = max_workers
+        self._pool: cf.Executor | None = None
+
+    @abstractmethod
+    def _new_pool(self) -> cf.Executor: ...
+
+    @abstractmethod
+    def _submit(self, pool: cf.Executor, node: DispatchNode, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]: ...
+
+    def _pool_or_new(self) -> cf.Executor:
+        if self._pool is None:
+            self._pool = self._new_pool()
+        return self._pool
+
+    def _replace_broken_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _execute(
+        self, plan: Plan, *, throw_error: bool, timeout: float | None, progress: Progress
+    ) -> RunReport:
+        return _Run(self, plan, throw_error, timeout, progress).go()
+
+
+class _Run:
+    """One run of a plan on a `PoolExecutor`: the coordinator's state."""
+
+    def __init__(self, executor: PoolExecutor, plan: Plan, throw_error: bool, timeout: float | None, progress: Progress):
+        self.executor = executor
+        self.plan = plan
+        self.throw_error = throw_error
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+        self.progress = progress
+        self.report = RunReport()
+        self.values: dict[DispatchNode, Any] = {}
+        self.missing: dict[DispatchNode, int] = {}
+        self.dependents: dict[DispatchNode, list[DispatchNode]] = {n: [] for n in plan.order}
+        self.ready: list[DispatchNode] = []
+        self.running: dict[cf.Future[Any], tuple[DispatchNode, int]] = {}
+        self.delayed: list[tuple[float, int, DispatchNode, int]] = []
+        self._tie = itertools.count()
+
+    def go(self) -> RunReport:
+        for node in self.plan.order:
+            node._outcome = None
+            deps = self.plan.dependencies(node)
+            self.missing[node] = len(deps)
+            for dep in deps:
+                self.dependents[dep].append(node)
+        for node in self.plan.order:
+            if node in self.plan.given:
+                self._succeed(node, self.plan.given[node])
+            elif self.missing[node] == 0:
+                self.ready.append(node)
+        try:
+            self._loop()
+        finally:
+            for node in self.plan.order:
+                if node._outcome is None:
+                    node._outcome = NotStarted(node, "the run stopped before it started")
+        return self.report
+
+    def _stopping(self) -> bool:
+        return self.throw_error and self.report.first_failure is not None
+
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self.delayed and self.delayed[0][0] <= now and not self._stopping():
+                _, _, node, attempt = heapq.heappop(self.delayed)
+                self._start(node, attempt)
+            while self.ready and not self._stopping():
+                self._start(self.ready.pop(), 0)
+            if not self.running and (not self.delayed or self._stopping()):
+                return
+            wake = self.delayed[0][0] if self.delayed else None
+            if self.deadline is not None:
+                wake = self.deadline if wake is None else min(wake, self.deadline)
+            wait_for = None if wake is None else max(0.0, wake - time.monotonic())
+            done, _ = cf.wait(self.running, timeout=wait_for, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                node, attempt = self.running.pop(future)
+                self._finished(node, attempt, future)
+            if self.deadline is not None and time.monotonic() >= self.deadline and (self.running or self.delayed or self.ready):
+                self._time_out()
+
+    def _start(self, node: DispatchNode, attempt: int) -> None:
+        func, args, kwargs = node.call()
+        args, kwargs = _resolve(args, kwargs, self.values)
+        try:
+            future = self.executor._submit(self.executor._pool_or_new(), node, func, args, kwargs)
+        except BrokenProcessPool as err:
+            self.executor._replace_broken_pool()
+            future = cf.Future()
+            future.set_exception(err)
+        except DependencyError as err:
+            future = cf.Future()
+            future.set_exception(err)
+        self.running[future] = (node, attempt)
+
+    def _finished(self, node: DispatchNode, attempt: int, future: cf.Future[Any]) -> None:
+        err = future.exception()
+        if err is None:
+            self._succeed(node, future.result())
+            return
+        if isinstance(err, BrokenProcessPool):
+            self.executor._replace_broken_pool()
+        original = err.err if isinstance(err, DependencyError) and err.node is node else err
+        if self.executor._policy.should_retry(original, attempt):
+            due = time.monotonic() + self.executor._policy.backoff.delay(attempt + 1)
+            heapq.heappush(self.delayed, (due, next(self._tie), node, attempt + 1))
+            return
+        error = err if isinstance(err, DependencyError) and err.node is node else DependencyError.from_exception(err, node)
+        self._fail(node, error)
+
+    def _succeed(self, node: DispatchNode, value: Any) -> None:
+        self.values[node] = value
+        node._outcome = Settled(value)
+        self.progress.node_finished(node, True)
+        for child in self.dependents[node]:
+            self.missing[child] -= 1
+            if self.missing[child] == 0 and child._outcome is None:
+                self.ready.append(child)
+
+    def _fail(self, node: DispatchNode, error: DependencyError) -> None:
+        self.report.fail(node, error)
+        node._outcome = Settled(error=error)
+        self.progress.node_finished(node, False)
+        for child in self.dependents[node]:
+            if child._outcome is None:
+                self._fail(child, DependencyError(error, error.trace, child))
+
+    def _time_out(self) -> None:
+        waiting = [n for n, _ in self.running.values()] + [n for *_, n, _ in self.delayed] + self.ready
+        for future in self.running:
+            future.cancel()
+        self.executor._replace_broken_pool()
+        names = ", ".join(repr(n.label) for n in waiting[:5])
+        more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+        raise RunTimeoutError(
+            f"the run did not finish within timeout={self.timeout}s: still waiting for "
+            f"{names}{more}; raise the timeout or look at why these nodes are slow"
+        )
+
+
+class AsyncExecutor(PoolExecutor):
+    """Runs nodes in threads of this process.
+
+    With the default `retry_on=()`, nothing is retried whatever `retries` is.
+    """
+
+    def _new_pool(self) -> cf.Executor:
+        return cf.ThreadPoolExecutor(
+            max_workers=self.max_workers or 32, thread_name_prefix="pydispatch-async"
+        )
+
+    def _submit(self, pool: cf.Executor, node: DispatchNode, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
+        return pool.submit(func, *args, **kwargs)
+
+
+def _worker_died(err: BaseException) -> bool:
+    """Default `ParallelExecutor` predicate: the worker process running the node died."""
+    return isinstance(err, BrokenProcessPool)
+
+
+def _call_pickled(payload: bytes) -> Any:
+    func, args, kwargs = cloudpickle.loads(payload)
+    return func(*args, **kwargs)
+
+
+class ParallelExecutor(PoolExecutor):
+    """Runs nodes in worker processes of this machine; functions travel by cloudpickle.
+
+    A node whose worker process dies is retried (up to `retries` times); user
+    predicates in `retry_on` are checked after that default one.
+    """
+
+    def __init__(
+        self,
+        retries: int = 5,
+        retry_on: Iterable[RetryPredicate] = (),
+        *,
+        max_workers: int | None = None,
+        backoff: Backoff | None = None,
+    ):
+        if callable(retry_on):
+            retry_on = (retry_on,)
+        super().__init__(retries, (_worker_died, *retry_on), max_workers=max_workers, backoff=backoff)
+
+    def _new_pool(self) -> cf.Executor:
+        import multiprocessing
+
+        return cf.ProcessPoolExecutor(
+            max_workers=self.max_workers or os.cpu_count() or 1,
+            mp_context=multiprocessing.get_context("spawn"),
+        )
+
+    def _submit(self, pool: cf.Executor, node: DispatchNode, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
+        try:
+            payload = cloudpickle.dumps((func, args, kwargs))
+        except Exception as err:
+            problem = DispatcherError(
+                f"cannot pickle the function or arguments of node {node.label!r} to send "
+                f"them to a worker process ({type(err).__name__}: {err}); use picklable "
+                "functions and values, or AsyncExecutor to run in this process"
+            )
+            problem.__cause__ = err
+            raise DependencyError(problem, "", node) from None
+        return pool.submit(_call_pickled, payload)

@@ -1,0 +1,253 @@
+"""The owner-thread runtime: one thread per process runs every Julia call.
+
+Calling Julia from dask's executor threads can hang the process (Julia GC on an
+adopted thread waits for the thread that started Julia; see
+``research/julia-bridge.md``). So exactly one thread, the *owner*, starts Julia
+(through a :class:`Backend`) and makes every Julia call. Other threads hand it
+work through a FIFO queue and wait on a ``concurrent.futures.Future``. Only
+tagged trees (plain Python data) cross between the owner and other threads.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import traceback
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .convert import Tagged, decode_result, encode
+from .values import JuliaRuntimeError, JuliaTaskError
+
+if TYPE_CHECKING:
+    from .function import JuliaFunction
+
+__all__ = [
+    "Backend",
+    "JuliaRuntime",
+    "get_runtime",
+    "start_runtime",
+    "stop_runtime",
+    "current_runtime",
+]
+
+
+class Backend(Protocol):
+    """What the runtime needs from a Julia implementation.
+
+    Every method is called on the owner thread only. ``call`` receives the
+    function's :meth:`JuliaFunction.spec` and tagged arguments and returns a
+    tagged result (or a tagged ``("error", ...)``); it must return only plain
+    Python data, never an object that wraps Julia memory.
+    """
+
+    name: str
+
+    def start(self) -> None:
+        """Start Julia (on the calling thread, the owner)."""
+
+    def call(self, spec: tuple[Any, ...], args: list[Tagged], kwargs: list[tuple[str, Tagged]]) -> Tagged:
+        """Run one Julia call and return its tagged result."""
+        ...
+
+    def idle(self) -> None:
+        """Called when the queue has been empty for a while (let Julia tasks run)."""
+
+    def stop(self) -> None:
+        """Release Julia resources (the runtime will make no more calls)."""
+
+
+_STOP = object()
+
+
+class JuliaRuntime:
+    """Runs Julia calls on one dedicated owner thread, in submission order."""
+
+    def __init__(self, backend: Backend, *, idle_interval: float = 0.05, name: str = "pydispatch-julia") -> None:
+        self.backend = backend
+        self.idle_interval = idle_interval
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self.ready: Future[None] = Future()
+        self.pid = os.getpid()
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self, timeout: float | None = None) -> JuliaRuntime:
+        """Start the owner thread and wait (up to ``timeout`` s) until Julia is up."""
+        with self._lock:
+            if self._closed:
+                raise JuliaRuntimeError("this Julia runtime was stopped; create a new one")
+            if not self._thread.is_alive() and not self.ready.done():
+                self._thread.start()
+        self.ready.result(timeout)  # raises JuliaRuntimeError if the backend failed
+        return self
+
+    @property
+    def thread_id(self) -> int | None:
+        """The owner thread's ``threading.get_ident()`` (``None`` before start)."""
+        return self._thread.ident
+
+    @property
+    def running(self) -> bool:
+        """True while the runtime accepts calls."""
+        return self.ready.done() and self.ready.exception() is None and not self._closed
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop accepting calls, fail every queued call, stop the owner thread.
+
+        A call already running on the owner is allowed to finish (Julia cannot
+        be interrupted from Python); ``timeout`` bounds the wait for it.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending = self._drain()
+            self._queue.put(_STOP)
+        for fut in pending:
+            fut.set_exception(
+                JuliaRuntimeError(
+                    "the Julia runtime was shut down before this call ran "
+                    "(the worker is closing); resubmit it to a running worker"
+                )
+            )
+        if self._thread.is_alive() and threading.get_ident() != self._thread.ident:
+            self._thread.join(timeout)
+
+    def _drain(self) -> list[Future[Any]]:
+        out: list[Future[Any]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return out
+            if item is not _STOP and item[0].set_running_or_notify_cancel():
+                out.append(item[0])
+
+    # -- calls ----------------------------------------------------------------
+    def submit(self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Future[Any]:
+        """Queue ``func(*args, **kwargs)`` for the owner thread; return its future.
+
+        Arguments are converted (:func:`pydispatch.julia.convert.encode`) here,
+        on the calling thread, so a value Julia cannot take fails at once.
+        """
+        eargs = [encode(a) for a in args]
+        ekwargs = [(str(k), encode(v)) for k, v in (kwargs or {}).items()]
+        fut: Future[Any] = Future()
+        if threading.get_ident() == self._thread.ident:
+            # Re-entrant call from Julia code running on the owner: run inline
+            # (queueing it would deadlock the owner on itself).
+            fut.set_running_or_notify_cancel()
+            self._run(fut, func.spec(), eargs, ekwargs)
+            return fut
+        with self._lock:
+            if self._closed:
+                raise JuliaRuntimeError("the Julia runtime is shut down; no more Julia calls in this process")
+            self._queue.put((fut, func.spec(), eargs, ekwargs))
+        return fut
+
+    def call(self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        """Run ``func(*args, **kwargs)`` on the owner thread and return the result."""
+        if not self.ready.done():
+            self.start()
+        return self.submit(func, args, kwargs).result()
+
+    # -- the owner thread -------------------------------------------------------
+    def _serve(self) -> None:
+        try:
+            self.backend.start()
+        except BaseException as exc:  # noqa: BLE001 - report any start failure to waiters
+            err = JuliaRuntimeError(
+                f"starting Julia ({self.backend.name} backend) failed: {exc!r}. "
+                "Check that Julia and the DispatchBridge package are installed "
+                "(see the pydispatch README, 'Julia')"
+            )
+            err.__cause__ = exc
+            with self._lock:
+                self._closed = True
+                pending = self._drain()
+            self.ready.set_exception(err)
+            for fut in pending:
+                fut.set_exception(err)
+            return
+        self.ready.set_result(None)
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=self.idle_interval)
+                except queue.Empty:
+                    self.backend.idle()
+                    continue
+                if item is _STOP:
+                    break
+                fut, spec, eargs, ekwargs = item
+                if fut.set_running_or_notify_cancel():
+                    self._run(fut, spec, eargs, ekwargs)
+        finally:
+            self.backend.stop()
+
+    def _run(self, fut: Future[Any], spec: tuple[Any, ...], eargs: list[Tagged], ekwargs: list[tuple[str, Tagged]]) -> None:
+        try:
+            value = decode_result(self.backend.call(spec, eargs, ekwargs))
+        except JuliaTaskError as exc:
+            fut.set_exception(exc)
+        except BaseException as exc:  # noqa: BLE001 - becomes a plain JuliaTaskError here, on the owner
+            # Anything else (a juliacall error, a bridge bug) is flattened to text
+            # on the owner thread: its repr/pickle must never run elsewhere.
+            fut.set_exception(
+                JuliaTaskError(
+                    f"{type(exc).__module__}.{type(exc).__qualname__}",
+                    str(exc),
+                    "".join(traceback.format_exception(exc)),
+                )
+            )
+        else:
+            fut.set_result(value)
+
+
+# -- the process-wide runtime ------------------------------------------------
+_runtime: JuliaRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def current_runtime() -> JuliaRuntime | None:
+    """This process's runtime if one was started (and not stopped), else None."""
+    rt = _runtime
+    if rt is None or rt.pid != os.getpid() or rt._closed:
+        return None
+    return rt
+
+
+def start_runtime(backend: Backend | None = None, timeout: float | None = None) -> JuliaRuntime:
+    """Start this process's runtime (idempotent); ``backend`` defaults to the env's."""
+    global _runtime
+    with _runtime_lock:
+        rt = current_runtime()
+        if rt is None:
+            from .backends import backend_from_env
+
+            rt = _runtime = JuliaRuntime(backend if backend is not None else backend_from_env())
+        elif backend is not None and backend is not rt.backend:
+            raise JuliaRuntimeError("a Julia runtime with another backend already runs in this process")
+    return rt.start(timeout)
+
+
+def get_runtime() -> JuliaRuntime:
+    """This process's running runtime, started on first use."""
+    rt = current_runtime()
+    if rt is not None and rt.ready.done():
+        rt.ready.result()
+        return rt
+    return start_runtime()
+
+
+def stop_runtime(timeout: float | None = 10.0) -> None:
+    """Stop this process's runtime, failing queued calls (no-op without one)."""
+    global _runtime
+    with _runtime_lock:
+        rt, _runtime = _runtime, None
+    if rt is not None and rt.pid == os.getpid():
+        rt.stop(timeout)

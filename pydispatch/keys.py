@@ -1,0 +1,123 @@
+"""Content keys: identical nodes get identical keys, so they compute once.
+
+A key is `<label>-<hash>`. The hash covers the function, the arguments (a
+dependency by its own key) and the keyword arguments. The label prefix keeps
+dask's task groups natural (dask groups tasks by key prefix). An `Op` with an
+explicit `key` uses it; one with `pure=False` gets a random key, once per node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import types
+import uuid
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from dask.base import tokenize
+
+from .graph import DataNode, DispatchNode, Op
+
+_PLAIN = (int, float, str, bytes, bool, type(None))
+_FUNC_TOKENS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_BUILTIN_TOKENS: dict[Any, str] = {}
+_IMPURE_KEYS: weakref.WeakKeyDictionary[DispatchNode, str] = weakref.WeakKeyDictionary()
+_UNSAFE = re.compile(r"[^\w.<>\[\]' ]+")
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if type(value) in (tuple, list):
+        return all(_is_plain(v) for v in value)
+    if type(value) is dict:
+        return all(_is_plain(k) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def _function_token(func: Any) -> str:
+    """The token of a function or class, cached: tokenizing a function is slow."""
+    if isinstance(func, (types.FunctionType, type)):
+        cache: Any = _FUNC_TOKENS
+    elif isinstance(func, types.BuiltinFunctionType):
+        cache = _BUILTIN_TOKENS
+    else:
+        return tokenize(func)
+    token = cache.get(func)
+    if token is None:
+        token = cache[func] = tokenize(func)
+    return token
+
+
+def value_token(value: Any) -> str:
+    """A deterministic hash of a value (fast for plain Python data)."""
+    if _is_plain(value):
+        return hashlib.sha1(pickle.dumps(value, protocol=5)).hexdigest()
+    return tokenize(value)
+
+
+def _prefix(label: str) -> str:
+    return _UNSAFE.sub("_", label).strip() or "node"
+
+
+class KeyMaker:
+    """Keys for the nodes of one run; `given` maps cut nodes to their values."""
+
+    def __init__(self, given: Mapping[DispatchNode, Any] | None = None):
+        self._given = given or {}
+        self._keys: dict[int, str] = {}
+        self._held: list[DispatchNode] = []
+
+    def __call__(self, node: DispatchNode) -> str:
+        key = self._keys.get(id(node))
+        if key is None:
+            self._make_dependencies_first(node)
+            key = self._make(node)
+            self._keys[id(node)] = key
+            self._held.append(node)
+        return key
+
+    def _make_dependencies_first(self, node: DispatchNode) -> None:
+        """Key a deep chain without deep recursion: dependencies before dependents."""
+        stack = [(node, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if id(current) in self._keys or current in self._given:
+                continue
+            if expanded:
+                if current is not node:
+                    self(current)
+                continue
+            stack.append((current, True))
+            stack.extend((dep, False) for dep in current.dependencies())
+
+    def _make(self, node: DispatchNode) -> str:
+        if node in self._given:
+            return f"data-{value_token(self._given[node])}"
+        if isinstance(node, Op):
+            if node.key is not None:
+                return node.key
+            if not node.pure:
+                key = _IMPURE_KEYS.get(node)
+                if key is None:
+                    key = _IMPURE_KEYS[node] = f"{_prefix(node.label)}-{uuid.uuid4().hex}"
+                return key
+        if isinstance(node, DataNode):
+            return f"data-{value_token(node.value)}"
+        func, args, kwargs = node.call()
+        parts = (
+            type(node).__name__,
+            tuple(("node", self(a)) if isinstance(a, DispatchNode) else a for a in args),
+            {k: ("node", self(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
+        )
+        return f"{_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
+
+
+def get_key(node: DispatchNode) -> str:
+    """The node's key: equal for identical nodes (same function, arguments, dependencies)."""
+    if not isinstance(node, DispatchNode):
+        raise TypeError(f"get_key takes a node, got {node!r}")
+    return KeyMaker()(node)
