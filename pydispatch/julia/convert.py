@@ -46,10 +46,10 @@ from .values import ConversionError, JuliaBlob, JuliaTaskError
 
 __all__ = [
     "JULIA_ELTYPES",
-    "encode",
+    "Tagged",
     "decode",
     "decode_result",
-    "Tagged",
+    "encode",
 ]
 
 Tagged = tuple[Any, ...]
@@ -104,7 +104,11 @@ def encode(value: Any) -> Tagged:
     if isinstance(value, JuliaBlob):
         return ("blob", value.jltype, value.data)
     np = _np() if _numpy_loaded() else None
-    if np is not None and isinstance(value, np.generic) and not isinstance(value, (np.str_, np.bytes_)):
+    if (
+        np is not None
+        and isinstance(value, np.generic)
+        and not isinstance(value, (np.str_, np.bytes_))
+    ):
         arr = np.asarray(value)
         name = _julia_eltype(arr.dtype)
         return ("num", name, arr.astype(JULIA_ELTYPES[name]).tobytes())
@@ -118,7 +122,12 @@ def encode(value: Any) -> Tagged:
         return ("complex", value.real, value.imag)
     if isinstance(value, Fraction):
         fits = all(_INT64_MIN <= v <= _INT64_MAX for v in (value.numerator, value.denominator))
-        return ("rational", "Int64" if fits else "BigInt", str(value.numerator), str(value.denominator))
+        return (
+            "rational",
+            "Int64" if fits else "BigInt",
+            str(value.numerator),
+            str(value.denominator),
+        )
     if isinstance(value, str):
         return ("str", str(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -134,7 +143,11 @@ def encode(value: Any) -> Tagged:
         return ("set", [encode(v) for v in value])
     if np is not None and isinstance(value, np.ndarray):
         if value.dtype == object:
-            return ("list", [encode(v) for v in value.tolist()]) if value.ndim == 1 else _unsupported(value)
+            return (
+                ("list", [encode(v) for v in value.tolist()])
+                if value.ndim == 1
+                else _unsupported(value)
+            )
         name = _julia_eltype(value.dtype)
         data = np.asarray(value, dtype=JULIA_ELTYPES[name]).tobytes(order="F")
         return ("array", name, tuple(int(n) for n in value.shape), data)
@@ -195,7 +208,9 @@ def decode(tree: Any) -> Any:
         return JuliaBlob(tree[2], tree[1])
     if tag == "error":
         raise ConversionError("a Julia error is not a value; use decode_result")
-    raise ConversionError(f"unknown tag {tag!r} from Julia (DispatchBridge and pydispatch versions differ?)")
+    raise ConversionError(
+        f"unknown tag {tag!r} from Julia (DispatchBridge and pydispatch versions differ?)"
+    )
 
 
 def decode_result(tree: Any) -> Any:

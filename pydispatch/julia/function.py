@@ -55,7 +55,7 @@ class JuliaFunction:
     (``PythonCall.GIL.@lock``) before touching Python.
     """
 
-    __slots__ = ("kind", "name", "package", "data", "packages", "nogil", "_digest")
+    __slots__ = ("_digest", "data", "kind", "name", "nogil", "package", "packages")
 
     kind: str
     name: str
@@ -133,13 +133,9 @@ class JuliaFunction:
         return self._digest
 
     @property
-    def __name__(self) -> str:  # type: ignore[override]
+    def __name__(self) -> str:
         """The short name (``max`` for ``Base.max``), used for labels and key prefixes."""
         return self.name.rsplit(".", 1)[-1] if self.kind == "ref" else self.name
-
-    @property
-    def __qualname__(self) -> str:  # type: ignore[override]
-        return self.name
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         return ("pydispatch.julia.JuliaFunction", self._digest)
@@ -159,7 +155,10 @@ class JuliaFunction:
 
     # -- pickling: plain data only ----------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (self.kind, self.name, self.package, self.data, self.packages, self.nogil))
+        return (
+            _restore,
+            (self.kind, self.name, self.package, self.data, self.packages, self.nogil),
+        )
 
     # -- the wire spec the Julia side reads --------------------------------
     def spec(self) -> tuple[Any, ...]:
@@ -171,10 +170,18 @@ class JuliaFunction:
         if self.kind == "ref":
             uuid = self.package.uuid if self.package else ""
             return ("ref", self.name, uuid, self.nogil)
-        return ("serialized", self._digest, self.data, [tuple(p) for p in self.packages], self.nogil)
+        return (
+            "serialized",
+            self._digest,
+            self.data,
+            [tuple(p) for p in self.packages],
+            self.nogil,
+        )
 
     @classmethod
-    def from_spec(cls, spec: tuple[Any, ...] | list[Any], label: str | None = None) -> JuliaFunction:
+    def from_spec(
+        cls, spec: tuple[Any, ...] | list[Any], label: str | None = None
+    ) -> JuliaFunction:
         """Rebuild a JuliaFunction from the tuple ``DispatchBridge.funcspec`` makes."""
         kind = spec[0]
         if kind == "ref":

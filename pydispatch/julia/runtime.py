@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Backend",
     "JuliaRuntime",
+    "current_runtime",
     "get_runtime",
     "start_runtime",
     "stop_runtime",
-    "current_runtime",
 ]
 
 
@@ -47,7 +47,9 @@ class Backend(Protocol):
     def start(self) -> None:
         """Start Julia (on the calling thread, the owner)."""
 
-    def call(self, spec: tuple[Any, ...], args: list[Tagged], kwargs: list[tuple[str, Tagged]]) -> Tagged:
+    def call(
+        self, spec: tuple[Any, ...], args: list[Tagged], kwargs: list[tuple[str, Tagged]]
+    ) -> Tagged:
         """Run one Julia call and return its tagged result."""
         ...
 
@@ -64,7 +66,9 @@ _STOP = object()
 class JuliaRuntime:
     """Runs Julia calls on one dedicated owner thread, in submission order."""
 
-    def __init__(self, backend: Backend, *, idle_interval: float = 0.05, name: str = "pydispatch-julia") -> None:
+    def __init__(
+        self, backend: Backend, *, idle_interval: float = 0.05, name: str = "pydispatch-julia"
+    ) -> None:
         self.backend = backend
         self.idle_interval = idle_interval
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -128,7 +132,9 @@ class JuliaRuntime:
                 out.append(item[0])
 
     # -- calls ----------------------------------------------------------------
-    def submit(self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Future[Any]:
+    def submit(
+        self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Future[Any]:
         """Queue ``func(*args, **kwargs)`` for the owner thread; return its future.
 
         Arguments are converted (:func:`pydispatch.julia.convert.encode`) here,
@@ -145,11 +151,15 @@ class JuliaRuntime:
             return fut
         with self._lock:
             if self._closed:
-                raise JuliaRuntimeError("the Julia runtime is shut down; no more Julia calls in this process")
+                raise JuliaRuntimeError(
+                    "the Julia runtime is shut down; no more Julia calls in this process"
+                )
             self._queue.put((fut, func.spec(), eargs, ekwargs))
         return fut
 
-    def call(self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+    def call(
+        self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         """Run ``func(*args, **kwargs)`` on the owner thread and return the result."""
         if not self.ready.done():
             self.start()
@@ -159,7 +169,7 @@ class JuliaRuntime:
     def _serve(self) -> None:
         try:
             self.backend.start()
-        except BaseException as exc:  # noqa: BLE001 - report any start failure to waiters
+        except BaseException as exc:
             err = JuliaRuntimeError(
                 f"starting Julia ({self.backend.name} backend) failed: {exc!r}. "
                 "Check that Julia and the DispatchBridge package are installed "
@@ -189,12 +199,18 @@ class JuliaRuntime:
         finally:
             self.backend.stop()
 
-    def _run(self, fut: Future[Any], spec: tuple[Any, ...], eargs: list[Tagged], ekwargs: list[tuple[str, Tagged]]) -> None:
+    def _run(
+        self,
+        fut: Future[Any],
+        spec: tuple[Any, ...],
+        eargs: list[Tagged],
+        ekwargs: list[tuple[str, Tagged]],
+    ) -> None:
         try:
             value = decode_result(self.backend.call(spec, eargs, ekwargs))
         except JuliaTaskError as exc:
             fut.set_exception(exc)
-        except BaseException as exc:  # noqa: BLE001 - becomes a plain JuliaTaskError here, on the owner
+        except BaseException as exc:
             # Anything else (a juliacall error, a bridge bug) is flattened to text
             # on the owner thread: its repr/pickle must never run elsewhere.
             fut.set_exception(
@@ -231,7 +247,9 @@ def start_runtime(backend: Backend | None = None, timeout: float | None = None) 
 
             rt = _runtime = JuliaRuntime(backend if backend is not None else backend_from_env())
         elif backend is not None and backend is not rt.backend:
-            raise JuliaRuntimeError("a Julia runtime with another backend already runs in this process")
+            raise JuliaRuntimeError(
+                "a Julia runtime with another backend already runs in this process"
+            )
     return rt.start(timeout)
 
 

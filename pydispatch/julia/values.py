@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-__all__ = ["JuliaBlob", "JuliaTaskError", "JuliaRuntimeError", "ConversionError"]
+__all__ = ["ConversionError", "JuliaBlob", "JuliaRuntimeError", "JuliaTaskError"]
 
 
 class JuliaBlob:
