@@ -79,7 +79,7 @@ class JuliacallBackend:
             import juliacall
         except ImportError as exc:
             raise JuliaRuntimeError(
-                "juliacall is not installed: pip install 'pydispatch[julia]'"
+                "juliacall is not installed: pip install 'pydispatch-dask[julia]'"
             ) from exc
         main = juliacall.Main
         main.seval("import DispatchBridge")

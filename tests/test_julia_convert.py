@@ -1,0 +1,125 @@
+"""The Python half of the conversion table (tagged trees both ways)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from pydispatch.julia import JULIA_ELTYPES, ConversionError, JuliaBlob, JuliaTaskError
+from pydispatch.julia.convert import decode, decode_result, encode
+
+
+@pytest.mark.parametrize(
+    ("value", "tagged"),
+    [
+        (None, ("nothing",)),
+        (True, ("bool", True)),
+        (3, ("int", 3)),
+        (2**63 - 1, ("int", 2**63 - 1)),
+        (2**63, ("bigint", str(2**63))),
+        (-(2**70), ("bigint", str(-(2**70)))),
+        (1.5, ("float", 1.5)),
+        (1 + 2j, ("complex", 1.0, 2.0)),
+        ("héllo", ("str", "héllo")),
+        (Fraction(3, 4), ("rational", "Int64", "3", "4")),
+        ((1, "a"), ("tuple", [("int", 1), ("str", "a")])),
+        ([None, 2.0], ("list", [("nothing",), ("float", 2.0)])),
+        ({"k": 1}, ("dict", [(("str", "k"), ("int", 1))])),
+        (b"ab", ("array", "UInt8", (2,), b"ab")),
+    ],
+)
+def test_encode_follows_the_table(value: object, tagged: tuple[object, ...]) -> None:
+    assert encode(value) == tagged
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        7,
+        2**80,
+        2.5,
+        3j,
+        "x",
+        Fraction(2**70, 3),
+        (1, (2, [3])),
+        {"a": [1, {"b": None}]},
+    ],
+)
+def test_round_trip_of_plain_values(value: object) -> None:
+    back = decode(encode(value))
+    assert back == value and type(back) is type(value)
+
+
+def test_bool_is_not_an_int() -> None:
+    assert encode(False) == ("bool", False)
+    assert encode([True, 1]) == ("list", [("bool", True), ("int", 1)])
+
+
+@pytest.mark.parametrize("name", sorted(JULIA_ELTYPES))
+def test_arrays_cross_column_major_as_copies(name: str) -> None:
+    dtype = np.dtype(JULIA_ELTYPES[name])
+    a = (np.arange(6) % 2 if name == "Bool" else np.arange(6)).astype(dtype).reshape(2, 3)
+    tag, eltype, shape, data = encode(a)
+    assert (tag, eltype, shape) == ("array", name, (2, 3))
+    # Julia's memory order: column-major, so element [1, 0] comes second.
+    assert np.frombuffer(data, dtype=dtype)[1] == a[1, 0]
+    back = decode(encode(a))
+    assert back.dtype == dtype and back.shape == (2, 3) and np.array_equal(back, a)
+    assert back.flags.owndata and back.flags.writeable
+    back[0, 0] = back[1, 1]  # a copy: the original is untouched
+    assert np.array_equal(
+        a, (np.arange(6) % 2 if name == "Bool" else np.arange(6)).astype(dtype).reshape(2, 3)
+    )
+
+
+def test_non_contiguous_and_big_endian_arrays() -> None:
+    a = np.arange(12, dtype=">i4").reshape(3, 4)[:, ::2]
+    tag, eltype, shape, _ = encode(a)
+    assert (tag, eltype, shape) == ("array", "Int32", (3, 2))
+    assert np.array_equal(decode(encode(a)), a)
+
+
+def test_numpy_scalars_keep_their_type() -> None:
+    tagged = encode(np.float32(1.25))
+    assert tagged[:2] == ("num", "Float32")
+    back = decode(tagged)
+    assert back == np.float32(1.25) and back.dtype == np.float32
+    assert encode(np.int64(5))[:2] == ("num", "Int64")
+
+
+def test_blobs_pass_through() -> None:
+    blob = JuliaBlob(b"\x01\x02", "Main.Point")
+    assert encode(blob) == ("blob", "Main.Point", b"\x01\x02")
+    assert decode(encode(blob)) == blob
+
+
+@pytest.mark.parametrize(
+    "value", [object(), np.array(["a"]), {1: object()}, np.zeros((2, 2), dtype=object)]
+)
+def test_unsupported_values_fail_with_what_to_do(value: object) -> None:
+    with pytest.raises(ConversionError, match=r"to Julia|dtype"):
+        encode(value)
+
+
+def test_sets_and_julia_only_tags() -> None:
+    assert decode(encode({1, 2})) == {1, 2}
+    assert decode(("str", "sym")) == "sym"
+    with pytest.raises(ConversionError, match="unknown tag"):
+        decode(("symbolic", "x"))
+    with pytest.raises(ConversionError, match="not a tagged value"):
+        decode([1])
+
+
+def test_decode_result_raises_julia_errors() -> None:
+    with pytest.raises(JuliaTaskError) as info:
+        decode_result(("error", "DomainError", "sqrt(-1)", "bt", None))
+    assert (info.value.jltype, info.value.message, info.value.backtrace) == (
+        "DomainError",
+        "sqrt(-1)",
+        "bt",
+    )
+    assert decode_result(("int", 4)) == 4

@@ -1,0 +1,211 @@
+"""The owner-thread contract, checked with the pure-Python fake backend."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+import pytest
+
+from pydispatch.julia import JuliaFunction, JuliaRuntime, JuliaRuntimeError, JuliaTaskError
+from pydispatch.julia.backends import FakeBackend, FakeJuliaException
+
+TIMEOUT = 30
+
+
+class Gate:
+    """A fake Julia function that blocks until released (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> str:
+        self.entered.set()
+        assert self.release.wait(TIMEOUT)
+        return "released"
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def runtime(backend: FakeBackend) -> Any:
+    rt = JuliaRuntime(backend, idle_interval=0.01).start(TIMEOUT)
+    yield rt
+    rt.stop()
+
+
+def test_every_backend_call_is_on_the_one_owner_thread(
+    runtime: JuliaRuntime, backend: FakeBackend
+) -> None:
+    tid = JuliaFunction("Base.Threads.threadid")
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(lambda _: runtime.call(tid), range(40)))
+    runtime.stop()
+    assert backend.stopped.is_set()
+    assert backend.threads == {runtime.thread_id}
+    assert set(seen) == {runtime.thread_id}
+    assert runtime.thread_id != threading.get_ident()
+
+
+def test_calls_run_in_submission_order(runtime: JuliaRuntime, backend: FakeBackend) -> None:
+    gate = Gate()
+    backend.functions["Main.gate"] = gate
+    order: list[int] = []
+    backend.functions["Main.record"] = order.append
+    first = runtime.submit(JuliaFunction("Main.gate"))
+    assert gate.entered.wait(TIMEOUT)
+    futures = [runtime.submit(JuliaFunction("Main.record"), (i,)) for i in range(50)]
+    gate.release.set()
+    wait(futures, TIMEOUT)
+    assert first.result() == "released"
+    assert order == list(range(50))
+
+
+def test_values_cross_through_the_conversion_table(runtime: JuliaRuntime) -> None:
+    import numpy as np
+
+    plus = JuliaFunction("Base.+")
+    assert runtime.call(plus, (np.arange(3), np.ones(3, dtype=np.int64))).tolist() == [1, 2, 3]
+    assert runtime.call(JuliaFunction("Base.string"), ("a", 1, None)) == "a1None"
+
+
+def test_julia_exceptions_become_plain_julia_task_errors(
+    runtime: JuliaRuntime, backend: FakeBackend
+) -> None:
+    def domain(x: float) -> float:
+        raise FakeJuliaException(
+            "DomainError", f"DomainError with {x}: sqrt was called with a negative"
+        )
+
+    backend.functions["Base.sqrt"] = domain
+    with pytest.raises(JuliaTaskError) as info:
+        runtime.call(JuliaFunction("Base.sqrt"), (-1.0,))
+    assert info.value.jltype == "DomainError"
+    assert "negative" in info.value.message
+    assert "domain" in info.value.backtrace  # the (fake) Julia backtrace text
+    with pytest.raises(JuliaTaskError, match="UndefVarError"):
+        runtime.call(JuliaFunction("Main.nothere"))
+
+
+def test_a_backend_failure_is_flattened_on_the_owner(
+    runtime: JuliaRuntime, backend: FakeBackend
+) -> None:
+    seen: list[int] = []
+
+    class Boom(Exception):
+        def __repr__(self) -> str:  # must run on the owner thread, not the caller's
+            seen.append(threading.get_ident())
+            return "Boom()"
+
+    def broken_call(*_: Any) -> Any:
+        raise Boom("bridge bug")
+
+    backend.call = broken_call  # type: ignore[method-assign]
+    with pytest.raises(JuliaTaskError) as info:
+        runtime.call(JuliaFunction("Base.max"), (1, 2))
+    assert "Boom" in info.value.jltype and info.value.message == "bridge bug"
+    assert "broken_call" in info.value.backtrace
+    assert set(seen) <= {runtime.thread_id}
+
+
+def test_unconvertible_arguments_fail_on_the_caller_before_queueing(
+    runtime: JuliaRuntime, backend: FakeBackend
+) -> None:
+    from pydispatch.julia import ConversionError
+
+    with pytest.raises(ConversionError):
+        runtime.submit(JuliaFunction("Base.max"), (object(),))
+    assert backend.calls == []
+
+
+def test_stop_fails_pending_calls_with_a_clear_error(backend: FakeBackend) -> None:
+    rt = JuliaRuntime(backend, idle_interval=0.01).start(TIMEOUT)
+    gate = Gate()
+    backend.functions["Main.gate"] = gate
+    running = rt.submit(JuliaFunction("Main.gate"))
+    assert gate.entered.wait(TIMEOUT)
+    pending = [rt.submit(JuliaFunction("Base.max"), (i, 0)) for i in range(5)]
+    stopper = threading.Thread(target=rt.stop)
+    stopper.start()
+    for fut in pending:  # failed at once, while the running call is still running
+        with pytest.raises(JuliaRuntimeError, match="shut down before this call ran"):
+            fut.result(TIMEOUT)
+    assert not running.done()
+    gate.release.set()
+    stopper.join(TIMEOUT)
+    assert running.result(TIMEOUT) == "released"
+    assert backend.stopped.is_set()
+    assert backend.calls == ["Main.gate"]
+    with pytest.raises(JuliaRuntimeError, match="shut down"):
+        rt.submit(JuliaFunction("Base.max"), (1, 2))
+
+
+def test_a_failed_start_fails_waiters_and_says_what_to_do() -> None:
+    class NoJulia(FakeBackend):
+        def start(self) -> None:
+            raise FileNotFoundError("julia")
+
+    rt = JuliaRuntime(NoJulia())
+    with pytest.raises(
+        JuliaRuntimeError, match=r"starting Julia \(fake backend\) failed.*README"
+    ) as info:
+        rt.start(TIMEOUT)
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+    with pytest.raises(JuliaRuntimeError):
+        rt.submit(JuliaFunction("Base.max"), (1, 2))
+
+
+def test_idle_lets_the_backend_run_while_waiting(
+    runtime: JuliaRuntime, backend: FakeBackend
+) -> None:
+    ticked = threading.Event()
+    backend.idle = ticked.set  # type: ignore[method-assign]
+    assert ticked.wait(TIMEOUT)
+
+
+def test_reentrant_calls_from_the_owner_run_inline(
+    runtime: JuliaRuntime, backend: FakeBackend
+) -> None:
+    backend.functions["Main.outer"] = lambda x: runtime.call(JuliaFunction("Base.+"), (x, 1))
+    assert runtime.call(JuliaFunction("Main.outer"), (41,)) == 42
+
+
+def test_process_runtime_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydispatch.julia import current_runtime, get_runtime, stop_runtime
+
+    monkeypatch.setenv("PYDISPATCH_JULIA_BACKEND", "fake")
+    stop_runtime()
+    try:
+        assert current_runtime() is None
+        assert JuliaFunction("Base.max")(3, 4) == 4  # starts the runtime on first use
+        rt = get_runtime()
+        assert rt.backend.name == "fake" and current_runtime() is rt
+    finally:
+        stop_runtime()
+    assert current_runtime() is None
+
+
+def test_unknown_backend_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydispatch.julia.backends import backend_from_env
+
+    monkeypatch.setenv("PYDISPATCH_JULIA_BACKEND", "pyjulia")
+    with pytest.raises(JuliaRuntimeError, match="expected 'juliacall' or 'fake'"):
+        backend_from_env()
+
+
+def test_juliacall_backend_refuses_a_process_where_julia_started_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    from pydispatch.julia.backends import JuliacallBackend
+
+    monkeypatch.setitem(sys.modules, "juliacall", types.ModuleType("juliacall"))
+    with pytest.raises(JuliaRuntimeError, match="already imported"):
+        JuliacallBackend().start()

@@ -1,0 +1,147 @@
+"""JuliaFunction, JuliaBlob, JuliaTaskError: picklable, hashable, Julia-free."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import cloudpickle
+import pytest
+from dask.base import tokenize
+
+from pydispatch.julia import JuliaBlob, JuliaFunction, JuliaPackage, JuliaTaskError
+from tests.julia_helpers import REPO
+
+UUID = "a48d5fe2-965b-541b-8ad8-ab19b69f3f25"
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_importing_pydispatch_julia_does_not_import_juliacall() -> None:
+    proc = _run(
+        "import sys; import pydispatch, pydispatch.julia, pydispatch.julia.hostapi\n"
+        "assert 'juliacall' not in sys.modules, 'juliacall imported'\n"
+        "assert 'juliapkg' not in sys.modules, 'juliapkg imported'\n"
+        "print('ok')"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_pickles_unpickle_where_juliacall_cannot_be_imported() -> None:
+    objs = [
+        JuliaFunction("Base.max"),
+        JuliaFunction("Dispatcher.Op", package=(UUID, "Dispatcher")),
+        JuliaFunction.from_serialized(
+            b"\x37JL\x00data", name="#3", packages=[(UUID, "Dispatcher")]
+        ),
+        JuliaBlob(b"\x00\x01", "MyStruct"),
+        JuliaTaskError("DomainError", "sqrt of -1", "bt line", b"payload"),
+    ]
+    data = pickle.dumps(objs).hex()
+    proc = _run(
+        "import pickle, sys\n"
+        "sys.modules['juliacall'] = None  # importing juliacall now raises\n"
+        f"objs = pickle.loads(bytes.fromhex('{data}'))\n"
+        "print([type(o).__name__ for o in objs])\n"
+        "print(objs[0].name, objs[2].packages[0].name, objs[3].jltype, objs[4].message)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == str(
+        ["JuliaFunction", "JuliaFunction", "JuliaFunction", "JuliaBlob", "JuliaTaskError"]
+    )
+    assert lines[1] == "Base.max Dispatcher MyStruct sqrt of -1"
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps])
+def test_round_trips_keep_equality_and_fields(dumps: object) -> None:
+    f = JuliaFunction.from_serialized(b"abc", name="#5", packages=[(UUID, "Dispatcher")])
+    g = pickle.loads(dumps(f))  # type: ignore[operator]
+    assert g == f and g.digest == f.digest and g.name == "#5" and g.data == b"abc"
+    err = pickle.loads(dumps(JuliaTaskError("KeyError", "key :a not found", "bt", None)))  # type: ignore[operator]
+    assert isinstance(err, JuliaTaskError)
+    assert (err.jltype, err.message, err.backtrace, err.payload) == (
+        "KeyError",
+        "key :a not found",
+        "bt",
+        None,
+    )
+    assert "Julia KeyError: key :a not found" in str(err)
+
+
+def test_tokens_are_content_hashes_stable_across_processes() -> None:
+    a, b = JuliaFunction("Base.max"), JuliaFunction("Base.max")
+    assert tokenize(a) == tokenize(b)
+    assert tokenize(a) != tokenize(JuliaFunction("Base.min"))
+    assert tokenize(a) != tokenize(JuliaFunction("Base.max", nogil=False))
+    s1 = JuliaFunction.from_serialized(b"one")
+    assert tokenize(s1) != tokenize(JuliaFunction.from_serialized(b"two"))
+    proc = _run(
+        "from dask.base import tokenize; from pydispatch.julia import JuliaFunction\n"
+        "print(tokenize(JuliaFunction('Base.max')))"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == tokenize(a)
+
+
+def test_names_and_labels() -> None:
+    assert JuliaFunction("Base.max").__name__ == "max"
+    assert JuliaFunction("Base.Math.sin").__name__ == "sin"
+    assert JuliaFunction.from_serialized(b"x", name="#3").__name__ == "#3"
+    assert repr(JuliaFunction("Base.max")) == "JuliaFunction('Base.max')"
+
+
+def test_pydispatch_op_accepts_a_julia_function_and_labels_it() -> None:
+    from pydispatch import Op, get_key
+
+    node = Op(JuliaFunction("Base.max"), 3, 4)
+    assert node.label == "max"
+    assert get_key(node) == get_key(Op(JuliaFunction("Base.max"), 3, 4))
+    assert get_key(node) != get_key(Op(JuliaFunction("Base.min"), 3, 4))
+    assert get_key(node).startswith("max")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("max",), "qualified name"),
+        (("Base..max",), "qualified name"),
+        (("Foo.f",), "does not start with its package name"),
+    ],
+)
+def test_bad_references_say_what_is_wrong(args: tuple[str], message: str) -> None:
+    kwargs = {"package": (UUID, "Dispatcher")} if args[0] == "Foo.f" else {}
+    with pytest.raises(ValueError, match=message):
+        JuliaFunction(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_package_identity_is_validated() -> None:
+    assert JuliaPackage.of((UUID.upper(), "Dispatcher")) == JuliaPackage(UUID, "Dispatcher")
+    with pytest.raises(ValueError, match="not a UUID"):
+        JuliaPackage.of(("nope", "Dispatcher"))
+    with pytest.raises(TypeError, match="non-empty bytes"):
+        JuliaFunction.from_serialized(b"")
+
+
+def test_spec_round_trip() -> None:
+    for f in [
+        JuliaFunction("Base.max"),
+        JuliaFunction("Dispatcher.Op", package=(UUID, "Dispatcher"), nogil=False),
+        JuliaFunction.from_serialized(b"bytes", name="#1", packages=[(UUID, "Dispatcher")]),
+    ]:
+        assert JuliaFunction.from_spec(f.spec(), f.name) == f
+
+
+def test_blob_is_opaque_data() -> None:
+    blob = JuliaBlob(bytearray(b"xyz"), "Point{Float64}")
+    assert blob.data == b"xyz" and isinstance(blob.data, bytes)
+    assert pickle.loads(pickle.dumps(blob)) == blob
+    assert tokenize(blob) == tokenize(JuliaBlob(b"xyz", "Point{Float64}"))
+    with pytest.raises(TypeError, match="bytes"):
+        JuliaBlob("text", "String")  # type: ignore[arg-type]
