@@ -3,7 +3,8 @@
 A key is `<label>-<hash>`. The hash covers the function, the arguments (a
 dependency by its own key) and the keyword arguments. The label prefix keeps
 dask's task groups natural (dask groups tasks by key prefix). An `Op` with an
-explicit `key` uses it; one with `pure=False` gets a random key, once per node.
+explicit `key` uses it; one with `pure=False` gets a fresh random key each time
+it is submitted, so it (and what depends on it) runs again.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any
 from dask.base import tokenize
 
 from .graph import DataNode, DispatchNode, Op
+from .results import ExecutorError
 
 _PLAIN = (int, float, str, bytes, bool, type(None))
 _FUNC_TOKENS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 _BUILTIN_TOKENS: dict[Any, str] = {}
-_IMPURE_KEYS: weakref.WeakKeyDictionary[DispatchNode, str] = weakref.WeakKeyDictionary()
 _UNSAFE = re.compile(r"[^\w.<>\[\]' ]+")
 
 
@@ -83,14 +84,22 @@ class KeyMaker:
     def _make_dependencies_first(self, node: DispatchNode) -> None:
         """Key a deep chain without deep recursion: dependencies before dependents."""
         stack = [(node, False)]
+        pending: set[int] = set()  # expanded, not yet keyed: reaching one again is a cycle
         while stack:
             current, expanded = stack.pop()
             if id(current) in self._keys or current in self._given:
                 continue
             if expanded:
+                pending.discard(id(current))
                 if current is not node:
                     self(current)
                 continue
+            if id(current) in pending:
+                raise ExecutorError(
+                    f"cannot key node {current.label!r}: it depends on itself (the graph "
+                    "has a cycle); only graphs without circular dependencies can run"
+                )
+            pending.add(id(current))
             stack.append((current, True))
             stack.extend((dep, False) for dep in current.dependencies())
 
@@ -101,10 +110,7 @@ class KeyMaker:
             if node.key is not None:
                 return node.key
             if not node.pure:
-                key = _IMPURE_KEYS.get(node)
-                if key is None:
-                    key = _IMPURE_KEYS[node] = f"{_prefix(node.label)}-{uuid.uuid4().hex}"
-                return key
+                return f"{_prefix(node.label)}-{uuid.uuid4().hex}"
         if isinstance(node, DataNode):
             return f"data-{value_token(node.value)}"
         func, args, kwargs = node.call()

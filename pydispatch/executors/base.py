@@ -74,7 +74,9 @@ class Executor(ABC):
         reporter = make_progress(progress)
         reporter.start(plan)
         try:
-            report = self._execute(plan, throw_error=throw_error, timeout=timeout, progress=reporter)
+            report = self._execute(
+                plan, throw_error=throw_error, timeout=timeout, progress=reporter
+            )
         finally:
             reporter.finish()
         if throw_error and report.first_failure is not None:
@@ -102,10 +104,12 @@ class Executor(ABC):
             except BaseException as err:
                 future.set_exception(err)
 
-        threading.Thread(target=target, name=f"pydispatch-dispatch-{node.label}", daemon=True).start()
+        threading.Thread(
+            target=target, name=f"pydispatch-dispatch-{node.label}", daemon=True
+        ).start()
         return future
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most executors hold nothing
         """Release what the executor holds (pools, connections)."""
 
     def __enter__(self) -> Executor:

@@ -85,7 +85,14 @@ class PoolExecutor(Executor):
     def _new_pool(self) -> cf.Executor: ...
 
     @abstractmethod
-    def _submit(self, pool: cf.Executor, node: DispatchNode, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]: ...
+    def _submit(
+        self,
+        pool: cf.Executor,
+        node: DispatchNode,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> cf.Future[Any]: ...
 
     def _pool_or_new(self) -> cf.Executor:
         if self._pool is None:
@@ -111,7 +118,14 @@ class PoolExecutor(Executor):
 class _Run:
     """One run of a plan on a `PoolExecutor`: the coordinator's state."""
 
-    def __init__(self, executor: PoolExecutor, plan: Plan, throw_error: bool, timeout: float | None, progress: Progress):
+    def __init__(
+        self,
+        executor: PoolExecutor,
+        plan: Plan,
+        throw_error: bool,
+        timeout: float | None,
+        progress: Progress,
+    ):
         self.executor = executor
         self.plan = plan
         self.throw_error = throw_error
@@ -168,7 +182,11 @@ class _Run:
             for future in done:
                 node, attempt = self.running.pop(future)
                 self._finished(node, attempt, future)
-            if self.deadline is not None and time.monotonic() >= self.deadline and (self.running or self.delayed or self.ready):
+            if (
+                self.deadline is not None
+                and time.monotonic() >= self.deadline
+                and (self.running or self.delayed or self.ready)
+            ):
                 self._time_out()
 
     def _start(self, node: DispatchNode, attempt: int) -> None:
@@ -197,7 +215,11 @@ class _Run:
             due = time.monotonic() + self.executor._policy.backoff.delay(attempt + 1)
             heapq.heappush(self.delayed, (due, next(self._tie), node, attempt + 1))
             return
-        error = err if isinstance(err, DependencyError) and err.node is node else DependencyError.from_exception(err, node)
+        error = (
+            err
+            if isinstance(err, DependencyError) and err.node is node
+            else DependencyError.from_exception(err, node)
+        )
         self._fail(node, error)
 
     def _succeed(self, node: DispatchNode, value: Any) -> None:
@@ -218,7 +240,9 @@ class _Run:
                 self._fail(child, DependencyError(error, error.trace, child))
 
     def _time_out(self) -> None:
-        waiting = [n for n, _ in self.running.values()] + [n for *_, n, _ in self.delayed] + self.ready
+        waiting = (
+            [n for n, _ in self.running.values()] + [n for *_, n, _ in self.delayed] + self.ready
+        )
         for future in self.running:
             future.cancel()
         self.executor._replace_broken_pool()
@@ -241,7 +265,14 @@ class AsyncExecutor(PoolExecutor):
             max_workers=self.max_workers or 32, thread_name_prefix="pydispatch-async"
         )
 
-    def _submit(self, pool: cf.Executor, node: DispatchNode, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
+    def _submit(
+        self,
+        pool: cf.Executor,
+        node: DispatchNode,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> cf.Future[Any]:
         return pool.submit(func, *args, **kwargs)
 
 
@@ -272,7 +303,9 @@ class ParallelExecutor(PoolExecutor):
     ):
         if callable(retry_on):
             retry_on = (retry_on,)
-        super().__init__(retries, (_worker_died, *retry_on), max_workers=max_workers, backoff=backoff)
+        super().__init__(
+            retries, (_worker_died, *retry_on), max_workers=max_workers, backoff=backoff
+        )
 
     def _new_pool(self) -> cf.Executor:
         import multiprocessing
@@ -282,7 +315,14 @@ class ParallelExecutor(PoolExecutor):
             mp_context=multiprocessing.get_context("spawn"),
         )
 
-    def _submit(self, pool: cf.Executor, node: DispatchNode, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
+    def _submit(
+        self,
+        pool: cf.Executor,
+        node: DispatchNode,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> cf.Future[Any]:
         try:
             payload = cloudpickle.dumps((func, args, kwargs))
         except Exception as err:

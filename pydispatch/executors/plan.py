@@ -71,7 +71,9 @@ def _check_input_map(input_map: Mapping[DispatchNode, Any] | None) -> dict[Dispa
     return dict(input_map)
 
 
-def _topological_order(graph: DispatchGraph, given: Mapping[DispatchNode, Any]) -> list[DispatchNode]:
+def _topological_order(
+    graph: DispatchGraph, given: Mapping[DispatchNode, Any]
+) -> list[DispatchNode]:
     """Kahn's algorithm over the graph's edges; ties go to the lower node number."""
     nodes = graph.nodes()
     waiting = {id(n): len(graph.parents(n)) for n in nodes}

@@ -13,7 +13,7 @@ RetryPredicate = Callable[[BaseException], bool]
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff: `first`, then ×`factor` each time, at most `maximum`,
+    """Exponential backoff: `first`, then times `factor` each time, at most `maximum`,
     each delay scaled by a random factor in [1 - jitter, 1 + jitter]."""
 
     first: float = 0.05

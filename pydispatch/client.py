@@ -1,0 +1,329 @@
+"""`Client`: submit nodes to a dask scheduler, then cancel, gather or replicate them.
+
+A thin layer over `distributed.Client`: every node becomes a content-keyed
+dask task; the client holds a dask future per submitted key, so results stay
+on the cluster until they are cancelled, shut down or reset.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import distributed
+from distributed import Future
+from distributed.client import _wait as _wait_futures
+
+from .address import Address, parse_address
+from .dask_graph import build_tasks, with_restrictions
+from .executors.plan import Plan
+from .executors.retry import RetryPolicy
+from .graph import DispatchNode, _check_nodes
+from .keys import KeyMaker
+from .replication import protect_replicas
+from .results import CancelledError, DependencyError, DispatcherError
+from .shipping import ShipMode, Shipper
+
+
+class SchedulerUnreachableError(DispatcherError, ConnectionError):
+    """No dask scheduler answered at the given address."""
+
+
+class SchedulerLostError(DispatcherError, ConnectionError):
+    """The connection to the scheduler was lost."""
+
+
+def normalize_address(address: str | Address) -> str:
+    """`tcp://host:port` form of a user's address; `ValueError` if malformed."""
+    if isinstance(address, Address):
+        return str(address)
+    scheme, host, port = parse_address(address)
+    return str(Address(host, port, scheme))
+
+
+class _DaskClient(distributed.Client):
+    """A `distributed.Client` that ignores the scheduler's late echo of our own cancels.
+
+    The scheduler confirms a cancel to every client after the fact; a key
+    cancelled and submitted again at once would otherwise have its new future
+    cancelled by that late confirmation.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._late_cancels: dict[str, int] = {}
+        super().__init__(*args, **kwargs)
+
+    def expect_cancel_echo(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._late_cancels[key] = self._late_cancels.get(key, 0) + 1
+
+    def _handle_cancelled_keys(self, keys, reason=None, msg=None):  # type: ignore[no-untyped-def]
+        for key in keys:
+            pending = self._late_cancels.get(key, 0)
+            if pending:
+                if pending == 1:
+                    del self._late_cancels[key]
+                else:
+                    self._late_cancels[key] = pending - 1
+                continue
+            state = self.futures.get(key)
+            if state is not None:
+                state.cancel(reason=reason, msg=msg)
+
+
+_OWN_FRAMES = (
+    os.path.join("pydispatch", "shipping.py"),
+    os.path.join("pydispatch", "dask_graph.py"),
+    os.path.join("pydispatch", "executors", "retry.py"),
+)
+
+
+def remote_trace(future: Future) -> str:
+    """The remote traceback text of a failed future, without pydispatch's own frames."""
+    try:
+        tb = future.traceback()
+    except Exception:
+        return ""
+    if tb is None:
+        return ""
+    frames = [f for f in traceback.extract_tb(tb) if not f.filename.endswith(_OWN_FRAMES)]
+    return "".join(traceback.format_list(frames))
+
+
+class DaskOutcome:
+    """A node's outcome on the cluster: its dask future, and its error once known."""
+
+    __slots__ = ("client", "error", "future", "node")
+
+    def __init__(self, client: Client, node: DispatchNode, future: Future):
+        self.client = client
+        self.node = node
+        self.future = future
+        self.error: DependencyError | None = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        self.client._check_not_cancelled(self.future.key, self.node)
+        if self.error is not None:
+            raise self.error
+        try:
+            return self.future.result(timeout=timeout)
+        except (distributed.client.FutureCancelledError, distributed.CancelledError) as err:
+            raise CancelledError(
+                f"node {self.node.label!r} was cancelled on the cluster ({err}); run it again"
+            ) from None
+        except TimeoutError:
+            raise
+        except Exception as err:
+            self.error = DependencyError(err, remote_trace(self.future), self.node)
+            raise self.error from None
+
+    def done(self) -> bool:
+        return self.future.done()
+
+
+class Client:
+    """Submits nodes to the dask scheduler at `scheduler_address` and fetches results."""
+
+    def __init__(
+        self,
+        scheduler_address: str | Address = "127.0.0.1:8786",
+        *,
+        connect_timeout: float = 10.0,
+        security: Any = None,
+        ship_functions: ShipMode = "auto",
+        retry_policy: RetryPolicy | None = None,
+    ):
+        self.scheduler_address = normalize_address(scheduler_address)
+        if security is not None and self.scheduler_address.startswith("tcp://"):
+            self.scheduler_address = "tls://" + self.scheduler_address[len("tcp://") :]
+        self.id = f"pydispatch-client-{uuid.uuid4()}"
+        self.status = "connecting"
+        self._ship = Shipper(ship_functions)
+        self._policy = retry_policy
+        self._futures: dict[str, Future] = {}
+        self._nodes: dict[str, DispatchNode] = {}
+        self._key_of: dict[int, str] = {}
+        self._dependents: dict[str, set[str]] = {}
+        self._cancelled: set[str] = set()
+        try:
+            self._dask = _DaskClient(
+                self.scheduler_address,
+                timeout=connect_timeout,
+                security=security,
+                set_as_default=False,
+                name=self.id,
+            )
+        except (OSError, TimeoutError) as err:
+            self.status = "closed"
+            raise SchedulerUnreachableError(
+                f"cannot reach a dask scheduler at {self.scheduler_address} within "
+                f"{connect_timeout}s ({err}). Start one with `dask scheduler`, and workers "
+                f"with `pydispatch worker {self.scheduler_address}`, or use "
+                "DaskExecutor.local() for an embedded cluster"
+            ) from None
+        self.status = "running"
+
+    @property
+    def keys(self) -> set[str]:
+        """Keys submitted by this client and not cancelled."""
+        return set(self._futures)
+
+    @property
+    def dask_client(self) -> distributed.Client:
+        """The underlying `distributed.Client`."""
+        return self._dask
+
+    def _check_running(self) -> None:
+        if self.status != "running":
+            raise DispatcherError(
+                f"this Client of {self.scheduler_address} is shut down; create a new Client"
+            )
+
+    def _check_not_cancelled(self, key: str, node: DispatchNode) -> None:
+        if key in self._cancelled:
+            raise CancelledError(
+                f"node {node.label!r} (key {key}) was cancelled, and its result is gone; "
+                "submit it again to recompute it"
+            )
+
+    def submit_plan(
+        self, plan: Plan, restrictions: Mapping[DispatchNode, Sequence[str]] | None = None
+    ) -> tuple[KeyMaker, dict[str, Future]]:
+        """Submit every node of `plan` not already held, in one update; futures by key."""
+        self._check_running()
+        keys = KeyMaker(plan.given)
+        tasks = build_tasks(
+            plan.order, keys, plan.given, self._ship, self._policy, skip=self._futures.__contains__
+        )
+        by_key = {keys(node): node for node in plan.order}
+        for key, node in by_key.items():
+            self._nodes[key] = node
+            self._key_of[id(node)] = key
+            self._cancelled.discard(key)
+            for dep in plan.dependencies(node):
+                self._dependents.setdefault(keys(dep), set()).add(key)
+        if tasks:
+            key_restrictions = {keys(n): list(w) for n, w in (restrictions or {}).items()}
+            graph = with_restrictions(tasks, key_restrictions)
+            new = self._dask.get(graph, list(tasks), sync=False)
+            self._futures.update(zip(tasks, new, strict=True))
+        futures = {key: self._futures[key] for key in by_key}
+        for key, node in by_key.items():
+            node._outcome = DaskOutcome(self, node, futures[key])
+        return keys, futures
+
+    def submit(self, node: DispatchNode, workers: str | Sequence[str] | None = None) -> None:
+        """Submit `node` and every dependency not yet submitted, in one update.
+
+        `workers` (addresses) restricts where `node` itself runs.
+        """
+        (node,) = _check_nodes([node], "submit()")
+        restrictions = None
+        if workers is not None:
+            wanted = [workers] if isinstance(workers, (str, Address)) else list(workers)
+            restrictions = {node: self._check_workers(wanted)}
+        self.submit_plan(Plan.build([node]), restrictions)
+
+    def _check_workers(self, wanted: list[Any]) -> list[str]:
+        known = set(self._dask.scheduler_info(n_workers=-1)["workers"])
+        addresses = [
+            normalize_address(w) if not str(w).startswith("tls") else str(w) for w in wanted
+        ]
+        missing = [a for a in addresses if a not in known]
+        if missing:
+            raise ValueError(
+                f"no worker at {', '.join(missing)} is connected to {self.scheduler_address}; "
+                f"connected workers: {', '.join(sorted(known)) or 'none'}"
+            )
+        return addresses
+
+    def _key(self, node: DispatchNode) -> str:
+        key = self._key_of.get(id(node))
+        if key is not None and self._nodes.get(key) is node:
+            return key
+        return KeyMaker()(node)
+
+    def _outcome(self, node: DispatchNode) -> DaskOutcome:
+        key = self._key(node)
+        self._check_not_cancelled(key, node)
+        if key not in self._futures:
+            self.submit(node)
+        outcome = node._outcome
+        if not isinstance(outcome, DaskOutcome) or outcome.client is not self:
+            outcome = DaskOutcome(self, node, self._futures[key])
+        return outcome
+
+    def result(self, node: DispatchNode, timeout: float | None = None) -> Any:
+        """The node's value (submitting it first if this client has not)."""
+        self._check_running()
+        return self._outcome(node).result(timeout)
+
+    def gather(self, nodes: Iterable[DispatchNode], timeout: float | None = None) -> list[Any]:
+        """The values of `nodes`, in order."""
+        self._check_running()
+        outcomes = [self._outcome(n) for n in _check_nodes(nodes, "gather()")]
+        try:
+            return list(self._dask.gather([o.future for o in outcomes]))
+        except Exception:
+            for outcome in outcomes:
+                if outcome.future.status != "finished":
+                    outcome.result(timeout)
+            raise
+
+    def cancel(self, nodes: Iterable[DispatchNode]) -> None:
+        """Stop `nodes` and their dependents and forget their results."""
+        self._check_running()
+        doomed: set[str] = set()
+        stack = [self._key(n) for n in _check_nodes(nodes, "cancel()")]
+        while stack:
+            key = stack.pop()
+            if key not in doomed:
+                doomed.add(key)
+                stack.extend(self._dependents.get(key, ()))
+        futures = [self._futures.pop(k) for k in doomed if k in self._futures]
+        self._cancelled |= doomed
+        if futures:
+            self._dask.expect_cancel_echo(f.key for f in futures)
+            self._dask.cancel(futures)
+
+    def replicate(self, nodes: Iterable[DispatchNode] | None = None) -> None:
+        """Copy results onto every worker (default: everything submitted), and keep them there."""
+        self._check_running()
+        if nodes is None:
+            futures = list(self._futures.values())
+        else:
+            futures = [self._outcome(n).future for n in _check_nodes(nodes, "replicate()")]
+        if not futures:
+            return
+        self._dask.sync(_wait_futures, futures)
+        keys = [f.key for f in futures]
+        self._dask.run_on_scheduler(protect_replicas, keys=keys)
+        self._dask.replicate(futures)
+
+    def shutdown(self) -> None:
+        """Forget everything this client submitted and disconnect; a second call raises."""
+        if self.status != "running":
+            raise DispatcherError(f"this Client of {self.scheduler_address} is already shut down")
+        self.status = "closed"
+        self._futures.clear()
+        self._nodes.clear()
+        self._key_of.clear()
+        self._dependents.clear()
+        self._dask.close()
+
+    close = shutdown
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status == "running":
+            self.shutdown()
+
+    def __repr__(self) -> str:
+        return (
+            f"<pydispatch.Client {self.scheduler_address} {self.status}, {len(self._futures)} keys>"
+        )

@@ -1,0 +1,82 @@
+"""Translate planned nodes into one dask graph: `{key: Task}`, one update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from dask._task_spec import DataNode as DaskDataNode
+from dask._task_spec import GraphNode, Task, TaskRef
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+from .executors.retry import RetryPolicy
+from .graph import DataNode, DispatchNode
+from .keys import KeyMaker
+from .shipping import Shipper
+
+
+class Retrying:
+    """A task function that retries `func` on the worker as `policy` says."""
+
+    __slots__ = ("func", "policy")
+
+    def __init__(self, policy: RetryPolicy, func: Callable[..., Any]):
+        self.policy = policy
+        self.func = func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.policy.call(self.func, *args, **kwargs)
+
+
+def build_tasks(
+    nodes: Iterable[DispatchNode],
+    keys: KeyMaker,
+    given: Mapping[DispatchNode, Any],
+    ship: Shipper,
+    policy: RetryPolicy | None,
+    skip: Callable[[str], bool] = lambda key: False,
+) -> dict[str, GraphNode]:
+    """The dask tasks of `nodes` (dependencies first), except keys `skip` accepts."""
+    tasks: dict[str, GraphNode] = {}
+    for node in nodes:
+        key = keys(node)
+        if key in tasks or skip(key):
+            continue
+        if node in given:
+            tasks[key] = DaskDataNode(key, given[node])
+        elif isinstance(node, DataNode):
+            tasks[key] = DaskDataNode(key, node.value)
+        else:
+            func, args, kwargs = node.call()
+            func = ship(func)
+            if policy is not None:
+                func = Retrying(policy, func)
+            tasks[key] = Task(
+                key,
+                func,
+                *[TaskRef(keys(a)) if isinstance(a, DispatchNode) else a for a in args],
+                **{
+                    k: TaskRef(keys(v)) if isinstance(v, DispatchNode) else v
+                    for k, v in kwargs.items()
+                },
+            )
+    return tasks
+
+
+def with_restrictions(
+    tasks: dict[str, GraphNode], restrictions: Mapping[str, Sequence[str]]
+) -> dict[str, GraphNode] | HighLevelGraph:
+    """`tasks` as one update in which the keys of `restrictions` run only on those workers."""
+    if not restrictions:
+        return tasks
+    groups: dict[tuple[str, ...], dict[str, GraphNode]] = {}
+    rest = dict(tasks)
+    for key, workers in restrictions.items():
+        if key in rest:
+            groups.setdefault(tuple(workers), {})[key] = rest.pop(key)
+    layers: dict[str, Any] = {"pydispatch": MaterializedLayer(rest)}
+    for i, (workers, group) in enumerate(groups.items()):
+        layers[f"pydispatch-restricted-{i}"] = MaterializedLayer(
+            group, annotations={"workers": list(workers), "allow_other_workers": False}
+        )
+    return HighLevelGraph(layers, {name: set() for name in layers})

@@ -1,0 +1,297 @@
+"""`DaskExecutor`: runs graphs on a dask distributed scheduler, one update per run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from distributed import Future
+
+from ..address import Address
+from ..client import Client, SchedulerLostError, remote_trace
+from ..graph import DispatchNode
+from ..progress import NoProgress, Progress
+from ..results import DependencyError, RunTimeoutError
+from ..shipping import ShipMode
+from .base import Executor, RunReport
+from .plan import Plan
+from .retry import Backoff, RetryPredicate
+
+logger = logging.getLogger("pydispatch")
+
+CHECK_EVERY = 2.0
+"""Seconds between checks, while waiting, that the scheduler and a worker are there."""
+
+
+class NoWorkerWarning(UserWarning):
+    """A run is waiting because no worker is connected to the scheduler."""
+
+
+class _Watch:
+    """Waits, on the client's event loop, for a run's futures to finish."""
+
+    def __init__(
+        self,
+        futures: list[Future],
+        stop_at_error: bool,
+        on_finished: Callable[[Future], None] | None,
+    ):
+        self.remaining = len(futures)
+        self.stop_at_error = stop_at_error
+        self.on_finished = on_finished
+        self.first_error: Future | None = None
+        self.futures = futures
+        self._event: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        self._event = asyncio.Event()
+        if not self.remaining:
+            self._event.set()
+        for future in self.futures:
+            task = asyncio.ensure_future(future._state.wait())
+            task.add_done_callback(lambda _, f=future: self._finished(f))
+            self._tasks.append(task)
+
+    def _finished(self, future: Future) -> None:
+        self.remaining -= 1
+        if future.status == "error" and self.first_error is None:
+            self.first_error = future
+            if self.stop_at_error:
+                self._set()
+        if self.on_finished is not None:
+            self.on_finished(future)
+        if self.remaining == 0:
+            self._set()
+
+    def _set(self) -> None:
+        assert self._event is not None
+        self._event.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """True once the run is over; False if `seconds` passed first."""
+        assert self._event is not None
+        try:
+            await asyncio.wait_for(self._event.wait(), seconds)
+        except (asyncio.TimeoutError, TimeoutError):
+            return False
+        return True
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+class DaskExecutor(Executor):
+    """Runs graphs on the dask scheduler at `scheduler_address`.
+
+    Each run becomes one dask graph sent in one update; results stay on the
+    cluster until asked for (`node.result()`), cancelled, or `reset()`.
+    """
+
+    def __init__(
+        self,
+        scheduler_address: str | Address = "127.0.0.1:8786",
+        *,
+        retries: int = 0,
+        retry_on: Iterable[RetryPredicate] = (),
+        backoff: Backoff | None = None,
+        connect_timeout: float = 10.0,
+        security: Any = None,
+        ship_functions: ShipMode = "auto",
+    ):
+        super().__init__(retries, retry_on, backoff=backoff)
+        self._client_options = {
+            "connect_timeout": connect_timeout,
+            "security": security,
+            "ship_functions": ship_functions,
+            "retry_policy": self._policy
+            if self._policy.retries and self._policy.retry_on
+            else None,
+        }
+        self._cluster: Any = None
+        self.client = Client(scheduler_address, **self._client_options)  # type: ignore[arg-type]
+        self._warned_no_worker = False
+
+    @classmethod
+    def local(
+        cls,
+        n_workers: int | None = None,
+        threads_per_worker: int | None = None,
+        *,
+        secure: bool = False,
+        retries: int = 0,
+        retry_on: Iterable[RetryPredicate] = (),
+        **cluster_options: Any,
+    ) -> DaskExecutor:
+        """An executor owning an embedded cluster: a scheduler and worker processes on 127.0.0.1."""
+        from ..local_cluster import start_local_cluster
+
+        cluster, security = start_local_cluster(
+            n_workers, threads_per_worker, secure=secure, **cluster_options
+        )
+        try:
+            executor = cls(
+                cluster.scheduler_address, retries=retries, retry_on=retry_on, security=security
+            )
+        except BaseException:
+            cluster.close()
+            raise
+        executor._cluster = cluster
+        return executor
+
+    @property
+    def scheduler_address(self) -> str:
+        return self.client.scheduler_address
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The dask dashboard's address, when the scheduler serves one."""
+        try:
+            link = self.client.dask_client.dashboard_link
+        except Exception:
+            return None
+        return str(link) if link else None
+
+    def _execute(
+        self, plan: Plan, *, throw_error: bool, timeout: float | None, progress: Progress
+    ) -> RunReport:
+        keys, futures = self.client.submit_plan(plan)
+        node_of = {keys(node): node for node in plan.order}
+        on_finished = None
+        if not isinstance(progress, NoProgress):
+
+            def on_finished(future: Future) -> None:
+                progress.node_finished(node_of[future.key], future.status == "finished")
+
+        watch = _Watch(list(futures.values()), throw_error, on_finished)
+        dask = self.client.dask_client
+        dask.sync(watch.start)
+        try:
+            self._wait(watch, plan, keys, timeout)
+        finally:
+            dask.sync(watch.stop)
+        if throw_error and watch.first_error is not None:
+            pending = [n for n in plan.order if not futures[keys(n)].done()]
+            if pending:
+                self.client.cancel(pending)
+        return self._report(plan, keys, futures, watch.first_error)
+
+    def _wait(
+        self, watch: _Watch, plan: Plan, keys: Callable[[DispatchNode], str], timeout: float | None
+    ) -> None:
+        dask = self.client.dask_client
+        deadline = None if timeout is None else time.monotonic() + timeout
+        lost_since: float | None = None
+        while True:
+            left = (
+                CHECK_EVERY if deadline is None else min(CHECK_EVERY, deadline - time.monotonic())
+            )
+            if dask.sync(watch.wait, max(left, 0.0)):
+                return
+            now = time.monotonic()
+            if dask.status == "running":
+                lost_since = None
+            elif lost_since is None:
+                lost_since = now
+            if lost_since is not None and (
+                dask.status not in ("running", "connecting")
+                or now - lost_since >= self._client_options["connect_timeout"]
+            ):
+                raise SchedulerLostError(
+                    f"lost the connection to the dask scheduler at {self.scheduler_address} "
+                    f"during a run ({watch.remaining} of {len(plan.order)} nodes unfinished); "
+                    "check that the scheduler is running, then run again"
+                )
+            workers = self._worker_count()
+            if deadline is not None and time.monotonic() >= deadline:
+                unfinished = [n for n in plan.order if not n.done()]
+                self.client.cancel(unfinished)
+                raise RunTimeoutError(self._timeout_message(timeout, unfinished, workers))
+            if workers == 0 and not self._warned_no_worker:
+                self._warned_no_worker = True
+                warnings.warn(
+                    f"no worker is connected to the dask scheduler at {self.scheduler_address}; "
+                    f"the run waits for one. Start workers with "
+                    f"`pydispatch worker {self.scheduler_address}`",
+                    NoWorkerWarning,
+                    stacklevel=4,
+                )
+
+    def _worker_count(self) -> int | None:
+        try:
+            return len(self.client.dask_client.nthreads())
+        except Exception:
+            return None
+
+    def _timeout_message(
+        self, timeout: float | None, unfinished: list[DispatchNode], workers: int | None
+    ) -> str:
+        names = ", ".join(repr(n.label) for n in unfinished[:5])
+        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
+        message = (
+            f"the run did not finish within timeout={timeout}s: still waiting for {names}{more}"
+        )
+        if workers == 0:
+            message += (
+                f"; no worker is connected to the dask scheduler at {self.scheduler_address}: "
+                f"start one with `pydispatch worker {self.scheduler_address}`"
+            )
+        else:
+            message += "; raise the timeout or look at why these nodes are slow"
+        return message
+
+    def _report(
+        self,
+        plan: Plan,
+        keys: Callable[[DispatchNode], str],
+        futures: dict[str, Future],
+        first_error: Future | None,
+    ) -> RunReport:
+        report = RunReport()
+        errors: dict[DispatchNode, DependencyError] = {}
+        for node in plan.order:
+            future = futures[keys(node)]
+            if future.status != "error":
+                continue
+            failed_dep = next((d for d in plan.dependencies(node) if d in errors), None)
+            if failed_dep is not None:
+                upstream = errors[failed_dep]
+                error = DependencyError(upstream, upstream.trace, node)
+            else:
+                error = DependencyError(future.exception(), remote_trace(future), node)
+            errors[node] = error
+            outcome = node._outcome
+            if outcome is not None and hasattr(outcome, "error"):
+                outcome.error = error
+        if first_error is not None:
+            first = errors[next(n for n in plan.order if keys(n) == first_error.key)]
+            while isinstance(first.err, DependencyError):
+                first = first.err
+            report.first_failure = first
+        for node, error in errors.items():
+            report.fail(node, error)
+        return report
+
+    def reset(self) -> None:
+        """Drop everything this executor computed, on the scheduler and the workers."""
+        self.client.shutdown()
+        self.client = Client(self.scheduler_address, **self._client_options)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Disconnect, and stop the embedded cluster if this executor owns one."""
+        if self.client.status == "running":
+            self.client.shutdown()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.scheduler_address!r})"

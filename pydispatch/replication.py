@@ -1,0 +1,50 @@
+"""Replicas that dask's Active Memory Manager leaves alone.
+
+The memory manager's `ReduceReplicas` policy drops extra copies of a result
+within seconds, which would undo `Client.replicate`. `protect_replicas` runs
+on the scheduler and swaps that policy for one that skips protected keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from distributed.active_memory_manager import ReduceReplicas
+
+
+class ReduceReplicasExcept(ReduceReplicas):
+    """`ReduceReplicas`, except for keys a client replicated on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.protected: set[Any] = set()
+
+    def run(self):  # type: ignore[no-untyped-def]
+        tasks = self.manager.scheduler.tasks
+        self.protected &= tasks.keys()
+        suggestions = super().run()
+        answer = None
+        while True:
+            try:
+                suggestion = suggestions.send(answer)
+            except StopIteration:
+                return
+            if suggestion.ts.key in self.protected:
+                answer = None
+                continue
+            answer = yield suggestion
+
+
+def protect_replicas(dask_scheduler: Any, keys: Iterable[Any]) -> None:
+    """Keep every replica of `keys` (runs on the scheduler)."""
+    amm = dask_scheduler.extensions.get("amm")
+    if amm is None:
+        return
+    policy = next((p for p in amm.policies if isinstance(p, ReduceReplicasExcept)), None)
+    if policy is None:
+        for old in [p for p in amm.policies if type(p) is ReduceReplicas]:
+            amm.policies.discard(old)
+        policy = ReduceReplicasExcept()
+        amm.add_policy(policy)
+    policy.protected.update(keys)
