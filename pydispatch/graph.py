@@ -191,6 +191,8 @@ class OpFunction(Generic[P, R]):
     """A function whose calls build `Op` nodes instead of running (see `op`)."""
 
     def __init__(self, func: Callable[P, R], label: str | None, pure: bool):
+        if not callable(func):
+            raise TypeError(f"@op decorates functions, got {func!r} ({type(func).__name__})")
         functools.update_wrapper(self, func)
         self.func = func
         self.label = label
@@ -219,8 +221,6 @@ def op(
     """
     if func is None:
         return lambda f: OpFunction(f, label, pure)
-    if not callable(func):
-        raise TypeError(f"@op decorates functions, got {func!r}")
     return OpFunction(func, label, pure)
 
 

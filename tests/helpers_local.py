@@ -1,0 +1,182 @@
+"""Helpers shared by the local (graph, executor, property) tests.
+
+Functions here are module-level so that `ParallelExecutor` can ship them to
+its worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+class MyType:
+    """A plain value of a class from another module (Dispatcher.jl's OtherModule.MyType)."""
+
+    def __init__(self, x: Any):
+        self.x = x
+
+    def __add__(self, other: Any) -> MyType:
+        return MyType(self.x + other)
+
+    def __mul__(self, other: MyType) -> Any:
+        return self.x * other.x
+
+
+def edges_by_number(graph: Any) -> set[tuple[int, int]]:
+    """The graph's edges as (parent number, child number) pairs."""
+    return {(graph.node_id(p), graph.node_id(c)) for p, c in graph.edges()}
+
+
+# ----------------------------------------------------------------- node functions
+
+
+def three() -> int:
+    return 3
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def factorials(x: int) -> tuple[int, int]:
+    return math.factorial(x), math.factorial(2 * x)
+
+
+class ApplicationError(Exception):
+    pass
+
+
+def factorial_then_fail(x: int) -> tuple[int, int]:
+    math.factorial(x)
+    raise ApplicationError("Application Error")
+
+
+def put_half(comm: Any, x: float) -> None:
+    comm.put(x / 2)
+
+
+def count_call(path: str) -> int:
+    """Append one line to `path` (a cross-process call counter); the new count."""
+    with open(path, "a") as f:
+        f.write("x\n")
+    return Path(path).read_text().count("\n")
+
+
+def calls(path: Path | str) -> int:
+    """How many times `count_call(path)` ran."""
+    p = Path(path)
+    return p.read_text().count("\n") if p.exists() else 0
+
+
+class FlakyError(Exception):
+    pass
+
+
+def flaky(path: str, failures: int, value: Any) -> Any:
+    """Fail with `FlakyError` on the first `failures` calls, then return `value`."""
+    n = count_call(path)
+    if n <= failures:
+        raise FlakyError(f"attempt {n} of a flaky node")
+    return value
+
+
+def die_once(marker: str, value: Any) -> Any:
+    """Kill this worker process the first time (marker file absent), then return `value`."""
+    if not os.path.exists(marker):
+        Path(marker).write_text("died")
+        os._exit(17)
+    return value
+
+
+def die_always(value: Any) -> Any:
+    os._exit(17)
+
+
+def record(path: str, value: Any = None) -> Any:
+    """Count a call in `path`, return `value`."""
+    count_call(path)
+    return value
+
+
+def wait_for(event: Any, value: Any = None, limit: float = 30.0) -> Any:
+    """Wait (bounded) until `event` is set, then return `value`."""
+    if not event.wait(limit):
+        raise TimeoutError("the test never set the event")
+    return value
+
+
+def set_then_fail(event: Any, message: str = "first failure") -> Any:
+    event.set()
+    raise ApplicationError(message)
+
+
+def wait_then_fail(event: Any, message: str = "second failure") -> Any:
+    wait_for(event)
+    raise ApplicationError(message)
+
+
+def fail(message: str = "boom") -> Any:
+    raise ApplicationError(message)
+
+
+def put_four(ch: Any) -> Any:
+    ch.append(4)
+    return ch
+
+
+def take_add(ch: Any, k: int) -> None:
+    x = ch.pop(0)
+    ch.append(x + k)
+
+
+def add(*xs: Any) -> Any:
+    return sum(xs)
+
+
+def mul(x: Any, y: Any) -> Any:
+    return x * y
+
+
+def inc(x: Any) -> Any:
+    return x + 1
+
+
+def slowadd(x: int, y: int) -> int:
+    return x + y
+
+
+def slowinc(x: int) -> int:
+    return x + 1
+
+
+def slowsum(*a: int) -> int:
+    return sum(a)
+
+
+def mapped_list(func: Any, *iterables: Any) -> list[Any]:
+    return list(map(func, *iterables))
+
+
+def distinct(iterable: Any) -> list[Any]:
+    """Unique elements, first occurrence order (IterTools.distinct)."""
+    seen: set[Any] = set()
+    out = []
+    for x in iterable:
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
+
+
+def nth(iterable: Any, n: int) -> Any:
+    for i, x in enumerate(iterable):
+        if i == n:
+            return x
+    raise IndexError(n)
+
+
+def one(*args: Any) -> int:
+    return 1
