@@ -22,7 +22,6 @@ from dask.base import tokenize
 
 from .graph import DataNode, DispatchNode, Op
 from .results import ExecutorError
-from .results import ExecutorError
 
 _PLAIN = (int, float, str, bytes, bool, type(None))
 _FUNC_TOKENS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
