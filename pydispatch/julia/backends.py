@@ -83,7 +83,7 @@ class JuliacallBackend:
             ) from exc
         main = juliacall.Main
         main.seval("import DispatchBridge")
-        self._invoke = main.seval("DispatchBridge.invoke")
+        self._invoke = main.seval("DispatchBridge.invoke_task")
         self._idle = main.seval("DispatchBridge.idle")
 
     def call(
@@ -92,7 +92,7 @@ class JuliacallBackend:
         result = self._invoke(_Box((spec, args, kwargs)))
         if not isinstance(result, tuple):  # a juliacall wrapper would mean a bridge bug
             raise ConversionError(
-                f"DispatchBridge.invoke returned {type(result).__name__}, not a tagged tuple"
+                f"DispatchBridge.invoke_task returned {type(result).__name__}, not a tagged tuple"
             )
         return result
 

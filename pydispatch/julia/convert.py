@@ -206,6 +206,8 @@ def decode(tree: Any) -> Any:
         return flat.reshape(tuple(shape), order="F").copy(order="F")
     if tag == "blob":
         return JuliaBlob(tree[2], tree[1])
+    if tag == "pyobject":  # a Python object a Julia client holds (``Py``), passed back
+        return tree[1]
     if tag == "error":
         raise ConversionError("a Julia error is not a value; use decode_result")
     raise ConversionError(

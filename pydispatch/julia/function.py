@@ -162,7 +162,7 @@ class JuliaFunction:
 
     # -- the wire spec the Julia side reads --------------------------------
     def spec(self) -> tuple[Any, ...]:
-        """The tuple ``DispatchBridge.invoke`` reads (see ``src/invoke.jl``).
+        """The tuple ``DispatchBridge.invoke_task`` reads (see ``src/functions.jl``).
 
         ``("ref", qualname, uuid_or_empty, nogil)`` or
         ``("serialized", digest, data, [(uuid, name), ...], nogil)``.

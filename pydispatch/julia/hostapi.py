@@ -149,19 +149,27 @@ def worker_command(address: str, *, nthreads: int = 1, python: str | None = None
 
 
 def worker_env(
-    julia_exe: str, julia_project: str, base: dict[str, str] | None = None
+    julia_exe: str,
+    julia_project: str,
+    base: dict[str, str] | None = None,
+    juliacall_path: str | None = None,
 ) -> dict[str, str]:
     """The environment for that worker: reuse this Julia and this Julia project.
 
     ``PYTHON_JULIACALL_EXE`` and ``PYTHON_JULIACALL_PROJECT`` (set together)
     make juliacall skip juliapkg and start exactly the calling Julia with the
     calling project, which already has DispatchBridge and a matching PythonCall.
+    ``juliacall_path`` (PythonCall's ``pysrc``) goes first on ``PYTHONPATH`` so
+    the worker imports the juliacall that matches that PythonCall.
     """
     env = dict(os.environ if base is None else base)
     env["PYTHON_JULIACALL_EXE"] = str(julia_exe)
     env["PYTHON_JULIACALL_PROJECT"] = str(julia_project)
     env.setdefault("PYTHON_JULIACALL_THREADS", "1")
-    env.setdefault("PYDISPATCH_JULIA_BACKEND", "juliacall")
+    env["PYDISPATCH_JULIA_BACKEND"] = "juliacall"
+    if juliacall_path:
+        rest = env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(juliacall_path), rest) if p)
     return env
 
 

@@ -1,0 +1,63 @@
+# Dispatcher.jl nodes -> pydispatch nodes (Python objects), memoised by identity.
+
+"""
+    PyFunc(f::Py)
+
+A Python callable usable as a Dispatcher `Op` function: the node runs in Python
+on a worker, e.g. `Op(PyFunc(pyimport("operator").truediv), 1, 2)`.
+"""
+struct PyFunc <: Function
+    f::Py
+end
+
+(p::PyFunc)(args...; kwargs...) = p.f(args...; kwargs...)
+
+struct Translator
+    memo::IdDict{Any, Py}
+    active::IdDict{Any, Nothing}
+end
+
+Translator() = Translator(IdDict{Any, Py}(), IdDict{Any, Nothing}())
+
+"The pydispatch node for a Dispatcher node (the same Python node for the same Julia node)."
+function topynode(t::Translator, node::Dispatcher.DispatchNode)
+    haskey(t.memo, node) && return t.memo[node]
+    if haskey(t.active, node)
+        throw(Dispatcher.ExecutorError(
+            "Dispatcher can only run graphs without circular dependencies",
+        ))
+    end
+    t.active[node] = nothing
+    py = makenode(t, node)
+    delete!(t.active, node)
+    t.memo[node] = py
+    return py
+end
+
+toarg(t::Translator, x::Dispatcher.DispatchNode) = topynode(t, x)
+toarg(::Translator, x) = totagged(x)
+
+makenode(::Translator, n::Dispatcher.DataNode) = hostapi().data_node(totagged(n.data))
+makenode(t::Translator, n::Dispatcher.IndexNode) = hostapi().index_node(
+    topynode(t, n.node),
+    n.index - 1,
+)
+
+function makenode(t::Translator, n::Dispatcher.CollectNode)
+    return hostapi().collect_node(pylist(topynode(t, d) for d in n.nodes), n.label)
+end
+
+function makenode(t::Translator, n::Dispatcher.Op)
+    args = pylist(toarg(t, a) for a in n.args)
+    kwargs = pydict(string(k) => toarg(t, v) for (k, v) in n.kwargs)
+    if n.func isa PyFunc
+        return hostapi().python_op(n.func.f, n.label, args, kwargs)
+    end
+    return hostapi().julia_op(funcspec(n.func), n.label, args, kwargs)
+end
+
+function makenode(::Translator, n::Dispatcher.DispatchNode)
+    throw(ArgumentError(
+        "DispatchBridge cannot run a $(typeof(n)): use Op, DataNode, IndexNode or CollectNode",
+    ))
+end
