@@ -71,6 +71,7 @@ def dask_cluster(
     n_workers: int = 1,
     worker_env: Mapping[str, str] | None = None,
     worker_args: tuple[str, ...] = ("--preload", "pydispatch.julia"),
+    timeout: float = 60.0,
 ) -> Iterator[str]:
     """A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1.
 
@@ -110,7 +111,7 @@ def dask_cluster(
                     stderr=subprocess.DEVNULL,
                 )
             )
-        wait_for_workers(address, n_workers)
+        wait_for_workers(address, n_workers, timeout)
         yield address
     finally:
         for proc in reversed(procs):

@@ -1,0 +1,156 @@
+"""Mixed-language tests: real Julia on real dask processes.
+
+They need `julia` on PATH and juliacall installed (`pip install -e ".[julia]"`);
+elsewhere they skip and say why. Workers reuse the DispatchBridge project
+(PYTHON_JULIACALL_EXE + PYTHON_JULIACALL_PROJECT), as `DispatchBridge.Worker` does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from distributed import Client
+
+from pydispatch.julia import JuliaFunction, JuliaTaskError
+from tests.julia_helpers import BRIDGE, JULIA, dask_cluster, last_seen, needs_julia, run_julia
+
+pytestmark = [
+    *needs_julia,
+    pytest.mark.skipif(
+        importlib.util.find_spec("juliacall") is None,
+        reason="needs juliacall: pip install -e '.[julia]'",
+    ),
+]
+
+STARTUP = 900.0  # first start precompiles DispatchBridge and its dependencies
+
+
+def _worker_env() -> dict[str, str]:
+    assert JULIA is not None
+    return {
+        "PYDISPATCH_JULIA_BACKEND": "juliacall",
+        "PYTHON_JULIACALL_EXE": JULIA,
+        "PYTHON_JULIACALL_PROJECT": str(BRIDGE),
+        "PYTHON_JULIACALL_THREADS": "1",
+        "JULIA_CONDAPKG_BACKEND": "Null",
+        "JULIA_PYTHONCALL_EXE": sys.executable,
+    }
+
+
+@pytest.fixture(scope="module")
+def instantiated() -> None:
+    run_julia("using Pkg; Pkg.instantiate(); Pkg.precompile()")
+
+
+@pytest.fixture(scope="module")
+def address(instantiated: None) -> Iterator[str]:
+    with dask_cluster(n_workers=1, worker_env=_worker_env(), timeout=STARTUP) as addr:
+        yield addr
+
+
+@pytest.fixture
+def client(address: str) -> Iterator[Client]:
+    with Client(address, timeout=30) as c:
+        yield c
+
+
+def test_python_runs_a_graph_of_julia_functions(client: Client) -> None:
+    plus, mx = JuliaFunction("Base.+"), JuliaFunction("Base.max")
+    dsk = {"a": (plus, 1, 2), "b": (mx, "a", 10), "c": (plus, "a", "b")}
+    assert client.get(dsk, ["a", "b", "c"]) == [3, 10, 13]
+    total = client.submit(JuliaFunction("Base.sum"), np.arange(5.0)).result(timeout=120)
+    assert total == 10.0
+    m = np.arange(6, dtype=np.int64).reshape(2, 3)
+    t = client.submit(JuliaFunction("Base.permutedims"), m).result(timeout=120)
+    assert isinstance(t, np.ndarray) and np.array_equal(t, m.T)
+
+
+def test_pydispatch_executor_with_julia_functions(address: str) -> None:
+    from pydispatch import Op
+    from pydispatch.executors import DaskExecutor  # type: ignore[attr-defined]
+
+    a = Op(JuliaFunction("Base.+"), 1, 2)
+    with DaskExecutor(address) as ex:
+        (r,) = ex.run([Op(JuliaFunction("Base.max"), a, 2)], timeout=120)
+    assert r.unwrap().result() == 3
+
+
+def test_a_julia_exception_reaches_python(client: Client) -> None:
+    with pytest.raises(JuliaTaskError) as info:
+        client.submit(JuliaFunction("Base.sqrt"), -1.0).result(timeout=120)
+    assert info.value.jltype == "DomainError"
+    assert "sqrt" in info.value.message
+    assert info.value.payload  # the serialized exception, for Julia clients
+
+
+def test_a_long_julia_call_does_not_stop_heartbeats(client: Client) -> None:
+    (addr,) = client.scheduler_info()["workers"]
+    fut = client.submit(JuliaFunction("Base.Libc.systemsleep"), 6.0, pure=False)
+    deadline = time.monotonic() + 120
+    while client.processing()[addr] == () and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen = {client.run_on_scheduler(last_seen, addr=addr)}
+    while not fut.done() and time.monotonic() < deadline:
+        seen.add(client.run_on_scheduler(last_seen, addr=addr))
+        time.sleep(0.2)
+    fut.result(timeout=120)
+    assert len(seen) >= 2, "no heartbeat while Julia held the owner thread"
+
+
+def test_julia_submits_a_dispatcher_graph_and_gets_julia_values(address: str) -> None:
+    out = run_julia(
+        f"""
+        import Dispatcher, ResultTypes
+        using DispatchBridge: DaskExecutor, PyFunc, RemoteTaskError, run!
+        using PythonCall: PyException, pyimport
+        exec = DaskExecutor("{address}")
+        c = Dispatcher.Op(max, Dispatcher.Op(() -> 3), Dispatcher.Op(() -> 4))
+        r = run!(exec, Dispatcher.DispatchGraph(c))
+        v = fetch(ResultTypes.unwrap(r[1]))
+        println("value=", v, " ", typeof(v))
+        m = Dispatcher.Op(x -> x .* 2, Dispatcher.DataNode([1.0 2.0; 3.0 4.0]))
+        println("matrix=", fetch(ResultTypes.unwrap(run!(exec, [m])[1])) == [2.0 4.0; 6.0 8.0])
+        e = ResultTypes.unwrap_error(run!(exec, [Dispatcher.Op(sqrt, -1.0)]; throw_error=false)[1])
+        println("julia_error=", e.err isa RemoteTaskError, " ", e.err.jltype)
+        p = Dispatcher.Op(PyFunc(pyimport("operator").truediv), 1, 0)
+        e = ResultTypes.unwrap_error(run!(exec, [p]; throw_error=false)[1])
+        zde = occursin("ZeroDivisionError", sprint(showerror, e.err))
+        println("python_error=", e.err isa PyException, " ", zde)
+        """,
+        timeout=STARTUP,
+    )
+    assert "value=4 Int64" in out
+    assert "matrix=true" in out
+    assert "julia_error=true DomainError" in out
+    assert "python_error=true true" in out
+
+
+def test_a_worker_launched_from_julia(instantiated: None) -> None:
+    with dask_cluster(n_workers=0) as addr:
+        out = run_julia(
+            f"""
+            import Dispatcher, ResultTypes
+            using DispatchBridge: DaskExecutor, Worker, run!, shutdown
+            w = Worker("{addr}"; timeout={STARTUP})
+            try
+                println("worker=", w.address)
+                r = run!(DaskExecutor("{addr}"), [Dispatcher.Op(+, 40, 2)])
+                println("value=", fetch(ResultTypes.unwrap(r[1])))
+            finally
+                shutdown(w)
+            end
+            """,
+            timeout=STARTUP,
+        )
+    assert "worker=tcp://" in out
+    assert "value=42" in out
+
+
+def test_dispatchbridge_pkg_test(instantiated: None) -> None:
+    # run_julia fails the test (showing Julia's output) when Pkg.test() fails.
+    run_julia("using Pkg; Pkg.test()", timeout=STARTUP)
