@@ -86,7 +86,7 @@ def flaky(path: str, failures: int, value: Any) -> Any:
 def die_once(marker: str, value: Any) -> Any:
     """Kill this worker process the first time (marker file absent), then return `value`."""
     if not os.path.exists(marker):
-        Path(marker).write_text("died")
+        Path(marker).write_text("died\n")
         os._exit(17)
     return value
 

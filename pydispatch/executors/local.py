@@ -58,7 +58,9 @@ class NotStarted:
         return False
 
 
-def _resolve(args: tuple[Any, ...], kwargs: dict[str, Any], values: dict[DispatchNode, Any]):  # type: ignore[no-untyped-def]
+def _resolve(
+    args: tuple[Any, ...], kwargs: dict[str, Any], values: dict[DispatchNode, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     args = tuple(values[a] if isinstance(a, DispatchNode) else a for a in args)
     kwargs = {k: values[v] if isinstance(v, DispatchNode) else v for k, v in kwargs.items()}
     return args, kwargs
@@ -148,11 +150,14 @@ class _Run:
             self.missing[node] = len(deps)
             for dep in deps:
                 self.dependents[dep].append(node)
+        # Sources first: settling a given node below makes its dependents ready, and
+        # they must not be queued a second time.
+        self.ready = [
+            n for n in self.plan.order if n not in self.plan.given and self.missing[n] == 0
+        ]
         for node in self.plan.order:
             if node in self.plan.given:
                 self._succeed(node, self.plan.given[node])
-            elif self.missing[node] == 0:
-                self.ready.append(node)
         try:
             self._loop()
         finally:
@@ -232,12 +237,20 @@ class _Run:
                 self.ready.append(child)
 
     def _fail(self, node: DispatchNode, error: DependencyError) -> None:
-        self.report.fail(node, error)
-        node._outcome = Settled(error=error)
-        self.progress.node_finished(node, False)
-        for child in self.dependents[node]:
-            if child._outcome is None:
-                self._fail(child, DependencyError(error, error.trace, child))
+        # Iterative, not recursive: a long chain below a failure must not overflow the stack.
+        failing = [(node, error)]
+        while failing:
+            node, error = failing.pop()
+            if node._outcome is not None:
+                continue
+            self.report.fail(node, error)
+            node._outcome = Settled(error=error)
+            self.progress.node_finished(node, False)
+            failing.extend(
+                (child, DependencyError(error, error.trace, child))
+                for child in reversed(self.dependents[node])
+                if child._outcome is None
+            )
 
     def _time_out(self) -> None:
         waiting = (
