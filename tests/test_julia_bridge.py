@@ -71,8 +71,7 @@ def test_python_runs_a_graph_of_julia_functions(client: Client) -> None:
 
 
 def test_pydispatch_executor_with_julia_functions(address: str) -> None:
-    from pydispatch import Op
-    from pydispatch.executors import DaskExecutor  # type: ignore[attr-defined]
+    from pydispatch import DaskExecutor, Op
 
     a = Op(JuliaFunction("Base.+"), 1, 2)
     with DaskExecutor(address) as ex:

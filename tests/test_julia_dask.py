@@ -74,11 +74,7 @@ def test_a_long_julia_call_does_not_stop_heartbeats(client: Client) -> None:
 
 
 def test_pydispatch_ops_with_julia_functions(address: str) -> None:
-    executors = pytest.importorskip("pydispatch.executors")
-    if not hasattr(executors, "DaskExecutor"):
-        pytest.skip("pydispatch.executors.DaskExecutor is not there yet")
-    from pydispatch import Op
-    from pydispatch.executors import DaskExecutor
+    from pydispatch import DaskExecutor, Op
 
     plus, mx = JuliaFunction("Base.+"), JuliaFunction("Base.max")
     a = Op(plus, 1, 2)
