@@ -8,6 +8,7 @@ on the cluster until they are cancelled, shut down or reset.
 from __future__ import annotations
 
 import os
+import ssl
 import traceback
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,76 @@ class SchedulerLostError(DispatcherError, ConnectionError):
     """The connection to the scheduler was lost."""
 
 
+class TLSError(SchedulerUnreachableError):
+    """A TLS connection could not be set up: no certificates, or one side refused the other's."""
+
+
+def _security_hint(role: str) -> str:
+    return (
+        f"pass security=distributed.Security(tls_ca_file=CA, tls_{role}_cert=CERT, "
+        f"tls_{role}_key=KEY, require_encryption=True) with a certificate the cluster's CA signed"
+    )
+
+
+def check_tls_config(address: str, security: Any, role: str = "client") -> None:
+    """`TLSError` if `address` is tls:// but `security` (or dask's config) has no certificate."""
+    if not address.startswith("tls://"):
+        return
+    try:
+        sec = security if security is not None else distributed.Security()
+        context = sec.get_connection_args(role).get("ssl_context")
+    except Exception as err:
+        raise TLSError(
+            f"cannot set up TLS for {address}: {type(err).__name__}: {err}; {_security_hint(role)}"
+        ) from None
+    if context is None:
+        raise TLSError(
+            f"{address} is a TLS address, but this {role} has no TLS certificate "
+            f"(security={security!r}); {_security_hint(role)}"
+        )
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def connect_error(
+    address: str, timeout: float, err: BaseException, role: str = "client"
+) -> SchedulerUnreachableError:
+    """The error to raise when connecting to the scheduler at `address` failed with `err`."""
+    detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    chain = _chain(err)
+    text = " ".join(str(e) for e in chain)
+    if address.startswith("tls://") and (
+        any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in text or not str(err)
+    ):
+        return TLSError(
+            f"the TLS handshake with the dask scheduler at {address} failed ({detail}): "
+            f"the scheduler refused this {role}'s certificate, this {role} does not trust "
+            "the scheduler's, or the scheduler does not speak TLS; check the tls_ca_file, "
+            f"tls_{role}_cert and tls_{role}_key of `security=`"
+        )
+    reset = any(
+        isinstance(e, (ConnectionResetError, distributed.comm.CommClosedError)) for e in chain
+    )
+    if address.startswith("tcp://") and reset:
+        return SchedulerUnreachableError(
+            f"the dask scheduler at {address} closed the connection during the handshake "
+            f"({detail}); if it requires TLS, connect to {'tls://' + address[len('tcp://') :]} "
+            f"and {_security_hint(role)}"
+        )
+    return SchedulerUnreachableError(
+        f"cannot reach a dask scheduler at {address} within {timeout}s ({detail}). Start one "
+        f"with `dask scheduler`, and workers with `pydispatch worker {address}`, or use "
+        "DaskExecutor.local() for an embedded cluster"
+    )
+
+
 def normalize_address(address: str | Address) -> str:
     """`tcp://host:port` form of a user's address; `ValueError` if malformed."""
     if isinstance(address, Address):
@@ -54,7 +125,13 @@ class _DaskClient(distributed.Client):
 
     def __init__(self, *args: Any, **kwargs: Any):
         self._late_cancels: dict[str, int] = {}
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            # close now: otherwise __del__ closes it later, at exit, with a timeout traceback
+            if getattr(self, "_Client__loop", None) is not None:
+                self.close(timeout=2)
+            raise
 
     def expect_cancel_echo(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -148,6 +225,7 @@ class Client:
         self._key_of: dict[int, str] = {}
         self._dependents: dict[str, set[str]] = {}
         self._cancelled: set[str] = set()
+        check_tls_config(self.scheduler_address, security)
         try:
             self._dask = _DaskClient(
                 self.scheduler_address,
@@ -158,12 +236,7 @@ class Client:
             )
         except (OSError, TimeoutError) as err:
             self.status = "closed"
-            raise SchedulerUnreachableError(
-                f"cannot reach a dask scheduler at {self.scheduler_address} within "
-                f"{connect_timeout}s ({err}). Start one with `dask scheduler`, and workers "
-                f"with `pydispatch worker {self.scheduler_address}`, or use "
-                "DaskExecutor.local() for an embedded cluster"
-            ) from None
+            raise connect_error(self.scheduler_address, connect_timeout, err) from None
         self.status = "running"
 
     @property

@@ -9,7 +9,7 @@ from typing import Any
 import distributed
 
 from .address import Address
-from .client import normalize_address
+from .client import check_tls_config, connect_error, normalize_address
 from .results import DispatcherError
 
 
@@ -31,6 +31,7 @@ class Worker:
         self.scheduler_address = normalize_address(scheduler_address)
         if options.get("security") is not None and self.scheduler_address.startswith("tcp://"):
             self.scheduler_address = "tls://" + self.scheduler_address[len("tcp://") :]
+        check_tls_config(self.scheduler_address, options.get("security"), "worker")
         options.setdefault("host", "127.0.0.1")
         options.setdefault("nthreads", 1)
         self._loop = asyncio.new_event_loop()
@@ -45,6 +46,10 @@ class Worker:
         except BaseException as err:
             started.cancel()
             self._stop_loop()
+            if isinstance(err, RuntimeError) and isinstance(err.__cause__, OSError):
+                err = err.__cause__  # dask's "Worker failed to start."
+            if isinstance(err, OSError) and self.scheduler_address.startswith("tls://"):
+                raise connect_error(self.scheduler_address, start_timeout, err, "worker") from None
             if isinstance(err, (OSError, TimeoutError)):
                 raise DispatcherError(
                     f"the worker could not join the dask scheduler at {self.scheduler_address} "
