@@ -180,3 +180,29 @@ def nth(iterable: Any, n: int) -> Any:
 
 def one(*args: Any) -> int:
     return 1
+
+
+# ----------------------------------------------------------------- property-test functions
+
+
+def combine(c: int, *xs: int, bonus: int = 0) -> int:
+    return (c + bonus * 7 + sum(x * (k + 1) for k, x in enumerate(xs))) % 1_000_003
+
+
+def pair(c: int, x: int) -> tuple[int, int]:
+    return (x, (x * c) % 97)
+
+
+def total(xs: Any) -> int:
+    return sum(xs) % 1_000_003
+
+
+class Unlucky(Exception):
+    pass
+
+
+def maybe_fail(x: int) -> int:
+    """Fail for multiples of 5."""
+    if x % 5 == 0:
+        raise Unlucky(f"unlucky {x}")
+    return x + 1
