@@ -119,10 +119,10 @@ def to_dot(
     dgraph = _as_graph(graph)
     nodes = dgraph.nodes()
     given = dict(states or {})
-    for node, state in given.items():
-        if state not in STATES:
+    for node, wanted in given.items():
+        if wanted not in STATES:
             raise ValueError(
-                f"the state of {node!r} is {state!r}; states are one of {', '.join(STATES)}"
+                f"the state of {node!r} is {wanted!r}; states are one of {', '.join(STATES)}"
             )
     if show_states is None:
         show_states = bool(given) or any(n.done() for n in nodes)
