@@ -85,6 +85,21 @@ def _rebuild(payload: bytes, name: str, digest: str) -> ByValue:
     return shipped
 
 
+def _dumps_by_value(func: Callable[..., Any], module_name: str) -> bytes:
+    """cloudpickle `func` with its module's code inside, even if this process can import it."""
+    module = sys.modules.get(module_name)
+    if module is None or module_name == "__main__":
+        return cloudpickle.dumps(func)
+    registered = module_name in cloudpickle.list_registry_pickle_by_value()
+    if not registered:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(func)
+    finally:
+        if not registered:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
 class Shipper:
     """Wraps functions for one graph; each function is pickled once."""
 
@@ -109,7 +124,7 @@ class Shipper:
         except TypeError:
             shipped = None
         if shipped is None:
-            shipped = ByValue(cloudpickle.dumps(func), getattr(func, "__name__", repr(func)))
+            shipped = ByValue(_dumps_by_value(func, module), getattr(func, "__name__", repr(func)))
             try:
                 self._done[func] = shipped
             except TypeError:

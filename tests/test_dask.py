@@ -1,0 +1,409 @@
+"""DaskExecutor, Client and Worker against a real `dask scheduler` and worker processes."""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import random
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import distributed
+import pytest
+from conftest import Cluster, free_port, wait_until
+
+from pydispatch import (
+    CancelledError,
+    Client,
+    CollectNode,
+    DaskExecutor,
+    DependencyError,
+    DispatcherError,
+    DispatchGraph,
+    NoWorkerWarning,
+    Op,
+    RunTimeoutError,
+    SchedulerUnreachableError,
+    Worker,
+    get_key,
+)
+from pydispatch.executors.retry import Backoff
+
+# Module-level task functions: workers cannot import this test module, so
+# pydispatch ships them by value.
+
+
+def three() -> int:
+    return 3
+
+
+def factorials(x: int) -> tuple[int, int]:
+    return math.factorial(x), math.factorial(2 * x)
+
+
+def half(x: float) -> float:
+    return x / 2
+
+
+def slowinc(x: int) -> int:
+    return x + 1
+
+
+def slowadd(x: int, y: int) -> int:
+    return x + y
+
+
+def slowsum(*xs: int) -> int:
+    return sum(xs)
+
+
+def where_am_i(_: object = None) -> str:
+    return str(distributed.get_worker().address)
+
+
+def record_call(path: str, value: int) -> int:
+    with open(path, "a") as log:
+        log.write(f"{value}\n")
+    return value
+
+
+def fail_first(path: str, times: int, exc_type: type[Exception] = ConnectionError) -> str:
+    """Fails `times` times (counted in a file), then succeeds."""
+    count = int(Path(path).read_text()) if Path(path).exists() else 0
+    Path(path).write_text(str(count + 1))
+    if count < times:
+        raise exc_type(f"attempt {count + 1} fails")
+    return f"ok after {count + 1}"
+
+
+def wait_for_file(path: str, value: int) -> int:
+    """Blocks until `path` exists (at most 60 s); returns `value`."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.02)
+    return value
+
+
+def announce_then_wait(announce: str, gate: str, value: int) -> int:
+    Path(announce + ".tmp").write_text(str(os.getpid()))
+    os.replace(announce + ".tmp", announce)
+    return wait_for_file(gate, value)
+
+
+def divide(x: int, y: int) -> float:
+    return x / y
+
+
+def retry_on_connection(err: BaseException) -> bool:
+    return isinstance(err, ConnectionError)
+
+
+@pytest.fixture
+def executor(dask_cluster: Cluster):
+    with DaskExecutor(dask_cluster.address) as ex:
+        yield ex
+
+
+def test_seed_quick_start_max(executor: DaskExecutor) -> None:
+    a = Op(three)
+    b = Op(int, 4)
+    c = Op(max, a, b)
+    results = executor.run(DispatchGraph(c))
+    assert len(results) == 1
+    assert results[0].unwrap() is c
+    assert c.result() == 4
+
+
+def test_dispatcher_example_graph(executor: DaskExecutor) -> None:
+    c = Op(max, Op(three), 4)
+    e = Op(factorials, c)
+    f, g = e[0], e[1]
+    h = Op(half, g)
+    (result,) = executor.run([h])
+    assert result.unwrap().result() == 20160.0
+    assert e.result() == (24, math.factorial(8))
+    assert not f.done()
+
+
+def test_do_example_with_an_in_process_worker(scheduler_only: Cluster) -> None:
+    with Worker(scheduler_only.address, nthreads=2) as worker:
+        assert worker.address.startswith("tcp://127.0.0.1:")
+        data = [1, 2, 3]
+        A = [Op(slowinc, i) for i in data]
+        B = [Op(slowadd, a, 10) for a in A]
+        C = [Op(slowadd, a, 100) for a in A]
+        result = Op(slowsum, Op(slowsum, *A), Op(slowsum, *B), Op(slowsum, *C))
+        with DaskExecutor(scheduler_only.address) as ex:
+            (r,) = ex.run([result], timeout=60)
+            assert r.unwrap().result() == 357
+    assert scheduler_only.worker_count() == 0
+
+
+def test_cluster_example_with_collect_node(executor: DaskExecutor) -> None:
+    rng = random.Random(7)
+    data = [Op(slowinc, d) for d in range(100)]
+    reference = Op(slowinc, -1)
+    processed = [Op(slowadd, d, reference) for d in data]
+    rolled = [Op(slowsum, processed[i], processed[i + 1], processed[i + 2]) for i in range(98)]
+    compared = [Op(operator.sub, rng.choice(rolled), rng.choice(rolled)) for _ in range(200)]
+    best = Op(sum, CollectNode(compared))
+    (r,) = executor.run([best], timeout=120)
+    expected = sum(c.args[0].result() - c.args[1].result() for c in compared)
+    assert r.unwrap().result() == expected
+    assert len(DispatchGraph(best)) > 490
+
+
+def test_results_stay_until_asked_and_failures_nest(executor: DaskExecutor) -> None:
+    bad = Op(divide, 1, 0)
+    dependent = Op(half, bad)
+    fine = Op(half, 8)
+    results = executor.run([dependent, fine], throw_error=False)
+    assert [r.is_error for r in results] == [True, False]
+    error = results[0].unwrap_error()
+    assert error.node is dependent
+    assert isinstance(error.err, DependencyError) and error.err.node is bad
+    assert isinstance(error.root_cause, ZeroDivisionError)
+    assert "in divide" in error.err.trace
+    assert "'half' did not run" in str(error) and "'divide' failed" in str(error)
+    with pytest.raises(DependencyError) as info:
+        bad.result()
+    assert isinstance(info.value.err, ZeroDivisionError)
+    assert fine.result() == 4.0
+
+
+def test_throw_error_raises_the_failing_node(executor: DaskExecutor) -> None:
+    bad = Op(divide, 2, 0)
+    with pytest.raises(DependencyError) as info:
+        executor.run([Op(half, bad)])
+    assert info.value.node is bad
+    assert isinstance(info.value.err, ZeroDivisionError)
+
+
+def test_retry_on_retries_on_the_worker(
+    executor: DaskExecutor, tmp_path: Path, dask_cluster: Cluster
+) -> None:
+    seen: list[BaseException] = []
+
+    def predicate(err: BaseException) -> bool:
+        seen.append(err)
+        return isinstance(err, ConnectionError)
+
+    with DaskExecutor(
+        dask_cluster.address, retries=3, retry_on=[retry_on_connection], backoff=Backoff(first=0.01)
+    ) as ex:
+        node = Op(fail_first, str(tmp_path / "count"), 2)
+        (r,) = ex.run([node], timeout=60)
+        assert r.unwrap().result() == "ok after 3"
+    with DaskExecutor(dask_cluster.address, retries=1, retry_on=[retry_on_connection]) as ex:
+        node = Op(fail_first, str(tmp_path / "count2"), 5)
+        with pytest.raises(DependencyError) as info:
+            ex.run([node], timeout=60)
+        assert isinstance(info.value.err, ConnectionError)
+        assert (tmp_path / "count2").read_text() == "2"
+    node = Op(fail_first, str(tmp_path / "count3"), 1, ValueError)
+    with DaskExecutor(dask_cluster.address, retries=3, retry_on=[retry_on_connection]) as ex:
+        with pytest.raises(DependencyError, match="attempt 1 fails"):
+            ex.run([node], timeout=60)
+    assert (tmp_path / "count3").read_text() == "1"
+
+
+def test_identical_nodes_share_a_key_across_clients(dask_cluster: Cluster, tmp_path: Path) -> None:
+    log = str(tmp_path / "calls")
+    first = Op(record_call, log, 5)
+    twin = Op(record_call, log, 5)
+    assert get_key(first) == get_key(twin)
+    assert get_key(first).startswith("record_call-")
+    with Client(dask_cluster.address) as a, Client(dask_cluster.address) as b:
+        a.submit(first)
+        assert a.result(first) == 5
+        assert b.gather([twin]) == [5]
+        assert a.id != b.id and a.status == b.status == "running"
+    assert Path(log).read_text().splitlines() == ["5"]
+
+
+def test_impure_nodes_run_again(dask_cluster: Cluster, tmp_path: Path) -> None:
+    log = str(tmp_path / "calls")
+    node = Op(record_call, log, 1)
+    node.pure = False
+    with DaskExecutor(dask_cluster.address) as ex:
+        ex.run([node])
+        ex.run([node])
+    assert Path(log).read_text().splitlines() == ["1", "1"]
+    keyed = Op(record_call, log, 2)
+    keyed.key = "my-explicit-key"
+    assert get_key(keyed) == "my-explicit-key"
+
+
+def test_placement_restricts_only_the_node(dask_cluster: Cluster) -> None:
+    addresses = dask_cluster.worker_addresses()
+    assert len(addresses) == 2
+    with Client(dask_cluster.address) as client:
+        for address in addresses:
+            here = Op(where_am_i, Op(str, address))
+            client.submit(here, workers=[address])
+            assert client.result(here, timeout=60) == address
+        with pytest.raises(ValueError, match="no worker at tcp://127.0.0.1:1 "):
+            client.submit(Op(where_am_i), workers=["127.0.0.1:1"])
+
+
+def test_replicate_survives_the_memory_manager(dask_cluster: Cluster) -> None:
+    node = Op(slowinc, 41)
+    with Client(dask_cluster.address) as client:
+        client.submit(node)
+        assert client.result(node) == 42
+        client.replicate([node])
+        key = get_key(node)
+        dask = client.dask_client
+
+        def everywhere() -> bool:
+            return sum(key in keys for keys in dask.has_what().values()) == 2
+
+        wait_until(everywhere, 30, "two replicas")
+        for _ in range(3):
+            dask.amm.run_once()
+        # Give the memory manager's drop requests time to reach the workers.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert everywhere(), "the memory manager dropped a replicated key"
+            time.sleep(0.2)
+
+
+def test_cancel_forgets_node_and_dependents(dask_cluster: Cluster, tmp_path: Path) -> None:
+    gate = str(tmp_path / "gate")
+    slow = Op(wait_for_file, gate, 1)
+    after = Op(slowinc, slow)
+    other = Op(slowinc, 100)
+    with Client(dask_cluster.address) as client:
+        client.submit(after)
+        client.submit(other)
+        assert get_key(slow) in client.keys and get_key(after) in client.keys
+        client.cancel([slow])
+        start = time.monotonic()
+        for node in (slow, after):
+            with pytest.raises(CancelledError, match="was cancelled"):
+                client.result(node)
+            with pytest.raises(CancelledError):
+                client.gather([node])
+        assert time.monotonic() - start < 5
+        assert get_key(slow) not in client.keys and get_key(after) not in client.keys
+        assert client.result(other) == 101
+        Path(gate).touch()
+        client.submit(after)
+        assert client.result(after, timeout=60) == 2
+
+
+def test_reset_leaves_no_keys_and_executor_stays_usable(
+    executor: DaskExecutor, dask_cluster: Cluster
+) -> None:
+    nodes = [Op(slowadd, i, 1000) for i in range(20)]
+    executor.run(nodes)
+    ours = {get_key(n) for n in nodes}
+    assert ours <= dask_cluster.scheduler_keys()
+    executor.reset()
+    wait_until(
+        lambda: not ours & dask_cluster.scheduler_keys(), 30, "the scheduler to forget our keys"
+    )
+    (r,) = executor.run([Op(slowadd, 1, 1)])
+    assert r.unwrap().result() == 2
+
+
+def test_shutdown_twice_and_submit_after_raise(dask_cluster: Cluster) -> None:
+    client = Client(dask_cluster.address)
+    node = Op(slowinc, 7)
+    client.submit(node)
+    assert node.result() == 8
+    client.shutdown()
+    with pytest.raises(DispatcherError, match="'slowinc' is gone"):
+        node.result()
+    assert client.status == "closed"
+    with pytest.raises(DispatcherError, match="already shut down"):
+        client.shutdown()
+    with pytest.raises(DispatcherError, match="create a new Client"):
+        client.submit(Op(slowinc, 1))
+
+
+def test_unreachable_scheduler_fails_fast_and_says_what_to_do() -> None:
+    port = free_port()
+    start = time.monotonic()
+    with pytest.raises(SchedulerUnreachableError) as info:
+        DaskExecutor(f"127.0.0.1:{port}", connect_timeout=2)
+    assert time.monotonic() - start < 15
+    message = str(info.value)
+    assert f"tcp://127.0.0.1:{port}" in message
+    assert "dask scheduler" in message and "DaskExecutor.local()" in message
+
+
+def test_no_worker_times_out_saying_so(scheduler_only: Cluster) -> None:
+    with DaskExecutor(scheduler_only.address) as ex:
+        with pytest.raises(RunTimeoutError, match="no worker is connected"):
+            ex.run([Op(slowinc, 1)], timeout=3)
+
+
+def test_no_worker_warns_then_runs_when_one_joins(scheduler_only: Cluster) -> None:
+    with warnings.catch_warnings(record=True) as caught, DaskExecutor(scheduler_only.address) as ex:
+        warnings.simplefilter("always")
+        joined = threading.Event()
+
+        def add_worker_after_warning() -> None:
+            wait_until(
+                lambda: any(w.category is NoWorkerWarning for w in caught), 30, "the warning"
+            )
+            scheduler_only.add_worker()
+            joined.set()
+
+        helper = threading.Thread(target=add_worker_after_warning)
+        helper.start()
+        (r,) = ex.run([Op(slowinc, 1)], timeout=90)
+        helper.join(60)
+        assert r.unwrap().result() == 2
+    assert joined.is_set()
+    messages = [str(w.message) for w in caught if w.category is NoWorkerWarning]
+    assert len(messages) == 1 and "pydispatch worker" in messages[0]
+
+
+def test_killing_one_of_two_workers_mid_run_still_gives_correct_results(
+    own_cluster, tmp_path: Path
+) -> None:
+    cluster = own_cluster(2)
+    announce, gate = tmp_path / "pid", tmp_path / "gate"
+    blocker = Op(announce_then_wait, str(announce), str(gate), 10)
+    rest = [Op(slowadd, blocker, i) for i in range(20)]
+    total = Op(slowsum, *rest)
+    with DaskExecutor(cluster.address) as ex:
+        outcome: dict[str, object] = {}
+        runner = threading.Thread(target=lambda: outcome.update(r=ex.run([total], timeout=120)))
+        runner.start()
+        wait_until(announce.exists, 60, "the blocking task to start")
+        victim = int(announce.read_text())
+        assert victim in {p.pid for p in cluster.workers}
+        os.kill(victim, signal.SIGKILL)
+        gate.touch()
+        runner.join(120)
+        assert not runner.is_alive()
+        (r,) = outcome["r"]  # type: ignore[misc]
+        assert r.unwrap().result() == sum(10 + i for i in range(20))
+
+
+def test_ship_functions_never_fails_for_unimportable_functions(dask_cluster: Cluster) -> None:
+    with DaskExecutor(dask_cluster.address, ship_functions="never") as ex:
+        with pytest.raises(DependencyError) as info:
+            ex.run([Op(slowinc, 1)], timeout=60)
+    assert "deserialization of the task graph" in str(info.value.root_cause)
+
+
+def test_local_executor_runs_worker_processes() -> None:
+    with DaskExecutor.local(n_workers=1, threads_per_worker=1) as ex:
+        assert ex.scheduler_address.startswith("tcp://127.0.0.1:")
+        (r,) = ex.run([Op(where_am_i)], timeout=60)
+        worker_address = r.unwrap().result()
+        assert worker_address.startswith("tcp://127.0.0.1:")
+        pids = ex.client.dask_client.run(os.getpid)
+        assert os.getpid() not in pids.values()
+        cluster = ex._cluster
+    assert cluster is not None and cluster.status.name == "closed"
