@@ -7,6 +7,7 @@ on the cluster until they are cancelled, shut down or reset.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import ssl
 import traceback
@@ -182,6 +183,12 @@ class DaskOutcome:
         self.error: DependencyError | None = None
 
     def result(self, timeout: float | None = None) -> Any:
+        if self.client.status != "running":
+            raise DispatcherError(
+                f"the result of node {self.node.label!r} is gone: its Client of "
+                f"{self.client.scheduler_address} was shut down (executor closed or reset); "
+                "run the node again"
+            )
         self.client._check_not_cancelled(self.future.key, self.node)
         if self.error is not None:
             raise self.error
@@ -219,7 +226,9 @@ class Client:
         self.id = f"pydispatch-client-{uuid.uuid4()}"
         self.status = "connecting"
         self._ship = Shipper(ship_functions)
-        self._policy = retry_policy
+        self._policy = retry_policy and dataclasses.replace(
+            retry_policy, retry_on=tuple(self._ship(p) for p in retry_policy.retry_on)
+        )
         self._futures: dict[str, Future] = {}
         self._nodes: dict[str, DispatchNode] = {}
         self._key_of: dict[int, str] = {}
