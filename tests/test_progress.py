@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from pydispatch import AsyncExecutor, DataNode, Op
+from pydispatch import AsyncExecutor, DataNode, DispatchNode, Op
 from pydispatch.executors.plan import Plan
 from pydispatch.progress_display import TerminalProgress
 
@@ -67,10 +67,12 @@ def test_node_finished_from_many_threads_counts_every_node() -> None:
     plan = _plan(8000)
     progress.start(plan)
     chunks = [plan.order[i::8] for i in range(8)]
-    threads = [
-        threading.Thread(target=lambda c=c: [progress.node_finished(n, True) for n in c])
-        for c in chunks
-    ]
+
+    def report(chunk: list[DispatchNode]) -> None:
+        for node in chunk:
+            progress.node_finished(node, True)
+
+    threads = [threading.Thread(target=report, args=(c,)) for c in chunks]
     for t in threads:
         t.start()
     for t in threads:
