@@ -754,3 +754,22 @@ def test_run_accepts_a_single_node(env):
     node = Op(inc, 1)
     (res,) = env.executor.run(node)
     assert res.unwrap() is node and node.result() == 2
+
+
+def test_a_late_broken_pool_report_keeps_the_new_pool():
+    # When a worker dies, the futures of the broken pool may be reported over several
+    # rounds; a late one must not shut down the pool that replaced it (its pending
+    # futures would be cancelled). The race is not reproducible on demand, so this
+    # checks the rule directly.
+    ex = ParallelExecutor(max_workers=1)
+    try:
+        old = ex._pool_or_new()
+        ex._replace_broken_pool(old)
+        new = ex._pool_or_new()
+        assert new is not old
+        ex._replace_broken_pool(old)
+        assert ex._pool is new
+        ex._replace_broken_pool(new)
+        assert ex._pool is None
+    finally:
+        ex.close()

@@ -101,7 +101,11 @@ class PoolExecutor(Executor):
             self._pool = self._new_pool()
         return self._pool
 
-    def _replace_broken_pool(self) -> None:
+    def _replace_broken_pool(self, broken: cf.Executor | None = None) -> None:
+        """Drop the current pool; with `broken`, only if that is still the current one
+        (a late report from a pool already replaced must not shut the new one down)."""
+        if broken is not None and broken is not self._pool:
+            return
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
@@ -140,6 +144,7 @@ class _Run:
         self.dependents: dict[DispatchNode, list[DispatchNode]] = {n: [] for n in plan.order}
         self.ready: list[DispatchNode] = []
         self.running: dict[cf.Future[Any], tuple[DispatchNode, int]] = {}
+        self.pools: dict[cf.Future[Any], cf.Executor] = {}  # the pool each future runs in
         self.delayed: list[tuple[float, int, DispatchNode, int]] = []
         self._tie = itertools.count()
 
@@ -197,24 +202,27 @@ class _Run:
     def _start(self, node: DispatchNode, attempt: int) -> None:
         func, args, kwargs = node.call()
         args, kwargs = _resolve(args, kwargs, self.values)
+        pool = self.executor._pool_or_new()
         try:
-            future = self.executor._submit(self.executor._pool_or_new(), node, func, args, kwargs)
+            future = self.executor._submit(pool, node, func, args, kwargs)
         except BrokenProcessPool as err:
-            self.executor._replace_broken_pool()
+            self.executor._replace_broken_pool(pool)
             future = cf.Future()
             future.set_exception(err)
         except DependencyError as err:
             future = cf.Future()
             future.set_exception(err)
         self.running[future] = (node, attempt)
+        self.pools[future] = pool
 
     def _finished(self, node: DispatchNode, attempt: int, future: cf.Future[Any]) -> None:
+        pool = self.pools.pop(future)
         err = future.exception()
         if err is None:
             self._succeed(node, future.result())
             return
         if isinstance(err, BrokenProcessPool):
-            self.executor._replace_broken_pool()
+            self.executor._replace_broken_pool(pool)
         original = err.err if isinstance(err, DependencyError) and err.node is node else err
         if self.executor._policy.should_retry(original, attempt):
             due = time.monotonic() + self.executor._policy.backoff.delay(attempt + 1)
