@@ -126,6 +126,17 @@ def test_json_reports_each_output(dask_cluster: Cluster, failing_file: Path) -> 
     assert maximum["error"]["failed_node"] == "boom"
 
 
+def test_run_timeout_exits_1_saying_what_it_waited_for(dask_cluster: Cluster) -> None:
+    proc = pydispatch(
+        "run", "examples/cluster.py", "--scheduler", dask_cluster.address, "--timeout", "0.3",
+        "--json", "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    document = json.loads(proc.stdout)
+    assert document["ok"] is False and document["outputs"] == []
+    assert "did not finish within timeout=0.3s" in document["error"]
+
+
 def test_unreachable_scheduler_is_a_one_line_error() -> None:
     port = free_port()  # nothing listens there
     proc = pydispatch(
