@@ -92,7 +92,8 @@ def connect_error(
             "the scheduler's, or the scheduler does not speak TLS; check the tls_ca_file, "
             f"tls_{role}_cert and tls_{role}_key of `security=`"
         )
-    reset = any(
+    # a TLS server drops a plain-TCP handshake: reset, or closed with no refusal
+    reset = not any(isinstance(e, ConnectionRefusedError) for e in chain) and any(
         isinstance(e, (ConnectionResetError, distributed.comm.CommClosedError)) for e in chain
     )
     if address.startswith("tcp://") and reset:
