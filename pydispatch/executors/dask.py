@@ -15,7 +15,7 @@ from ..address import Address
 from ..client import Client, SchedulerLostError, remote_trace
 from ..graph import DispatchNode
 from ..progress import NoProgress, Progress
-from ..results import DependencyError, RunTimeoutError
+from ..results import CancelledError, DependencyError, RunTimeoutError
 from ..shipping import ShipMode
 from .base import Executor, RunReport
 from .plan import Plan
@@ -31,6 +31,14 @@ class NoWorkerWarning(UserWarning):
     """A run is waiting because no worker is connected to the scheduler."""
 
 
+LOST = "scheduler-connection-lost"
+"""dask's reason for cancelling every future of a client that lost its scheduler."""
+
+
+def _cancel_reason(future: Future) -> str | None:
+    return getattr(getattr(future._state, "exception", None), "reason", None)
+
+
 class _Watch:
     """Waits, on the client's event loop, for a run's futures to finish."""
 
@@ -44,6 +52,8 @@ class _Watch:
         self.stop_at_error = stop_at_error
         self.on_finished = on_finished
         self.first_error: Future | None = None
+        self.lost = False
+        """Whether the client lost the scheduler (dask then cancels every future)."""
         self.futures = futures
         self._event: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -59,6 +69,9 @@ class _Watch:
 
     def _finished(self, future: Future) -> None:
         self.remaining -= 1
+        if future.status == "cancelled" and _cancel_reason(future) == LOST:
+            self.lost = True
+            self._set()
         if future.status == "error" and self.first_error is None:
             self.first_error = future
             if self.stop_at_error:
@@ -175,6 +188,8 @@ class DaskExecutor(Executor):
             self._wait(watch, plan, keys, timeout)
         finally:
             dask.sync(watch.stop)
+        if watch.lost:
+            raise self._lost_error(watch, plan)
         if throw_error and watch.first_error is not None:
             pending = [n for n in plan.order if not futures[keys(n)].done()]
             if pending:
@@ -191,7 +206,7 @@ class DaskExecutor(Executor):
             left = (
                 CHECK_EVERY if deadline is None else min(CHECK_EVERY, deadline - time.monotonic())
             )
-            if dask.sync(watch.wait, max(left, 0.0)):
+            if dask.sync(watch.wait, max(left, 0.0)) or watch.lost:
                 return
             now = time.monotonic()
             if dask.status == "running":
@@ -202,11 +217,7 @@ class DaskExecutor(Executor):
                 dask.status not in ("running", "connecting")
                 or now - lost_since >= self._client_options["connect_timeout"]
             ):
-                raise SchedulerLostError(
-                    f"lost the connection to the dask scheduler at {self.scheduler_address} "
-                    f"during a run ({watch.remaining} of {len(plan.order)} nodes unfinished); "
-                    "check that the scheduler is running, then run again"
-                )
+                raise self._lost_error(watch, plan)
             workers = self._worker_count()
             if deadline is not None and time.monotonic() >= deadline:
                 unfinished = [n for n in plan.order if not n.done()]
@@ -221,6 +232,14 @@ class DaskExecutor(Executor):
                     NoWorkerWarning,
                     stacklevel=4,
                 )
+
+    def _lost_error(self, watch: _Watch, plan: Plan) -> SchedulerLostError:
+        unfinished = sum(not f.done() or f.status == "cancelled" for f in watch.futures)
+        return SchedulerLostError(
+            f"lost the connection to the dask scheduler at {self.scheduler_address} "
+            f"during a run ({unfinished} of {len(plan.order)} nodes unfinished); "
+            "check that the scheduler is running, then run again"
+        )
 
     def _worker_count(self) -> int | None:
         try:
@@ -256,14 +275,22 @@ class DaskExecutor(Executor):
         errors: dict[DispatchNode, DependencyError] = {}
         for node in plan.order:
             future = futures[keys(node)]
-            if future.status != "error":
+            if future.status == "cancelled" and keys(node) not in self.client._cancelled:
+                # cancelled by someone else (another client, or dask itself)
+                cancelled = CancelledError(
+                    f"node {node.label!r} was cancelled on the cluster before it finished "
+                    f"({_cancel_reason(future) or 'no reason given'}); run it again"
+                )
+                error = DependencyError(cancelled, "", node)
+            elif future.status != "error":
                 continue
-            failed_dep = next((d for d in plan.dependencies(node) if d in errors), None)
-            if failed_dep is not None:
-                upstream = errors[failed_dep]
-                error = DependencyError(upstream, upstream.trace, node)
             else:
-                error = DependencyError(future.exception(), remote_trace(future), node)
+                failed_dep = next((d for d in plan.dependencies(node) if d in errors), None)
+                if failed_dep is not None:
+                    upstream = errors[failed_dep]
+                    error = DependencyError(upstream, upstream.trace, node)
+                else:
+                    error = DependencyError(future.exception(), remote_trace(future), node)
             errors[node] = error
             outcome = node._outcome
             if outcome is not None and hasattr(outcome, "error"):
