@@ -206,3 +206,15 @@ def maybe_fail(x: int) -> int:
     if x % 5 == 0:
         raise Unlucky(f"unlucky {x}")
     return x + 1
+
+
+class WeirdError(Exception):
+    """Pickles, but cannot be unpickled: __init__ needs two arguments, args holds one."""
+
+    def __init__(self, a: Any, b: Any):
+        super().__init__(a)
+
+
+def raise_weird(path: str) -> Any:
+    count_call(path)
+    raise WeirdError("weird failure", 2)

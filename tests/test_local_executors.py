@@ -40,6 +40,7 @@ from helpers_local import (
     one,
     put_four,
     put_half,
+    raise_weird,
     record,
     slowadd,
     slowinc,
@@ -678,13 +679,26 @@ def test_unpicklable_arguments_fail_their_node(parallel):
         parallel.run([node])
 
 
-def test_long_chain_failing_at_its_root(env):
-    if env.kind == "parallel":
-        pytest.skip("one process round trip per node: the AsyncExecutor run covers it")
+def test_an_exception_the_coordinator_cannot_unpickle_is_reported_not_retried(parallel, tmp_path):
+    counter = str(tmp_path / "calls")
+    node = Op(raise_weird, counter)
+    node.set_label("weird")
+    (res,) = parallel.run([node], throw_error=False)
+    assert res.is_error
+    root = res.error.root_cause
+    assert isinstance(root, DispatcherError)
+    assert "WeirdError: weird failure" in str(root)
+    assert "cannot be sent back" in str(root)
+    assert calls(counter) == 1  # not mistaken for a dead worker and retried
+    assert "raise_weird" in res.error.trace
+
+
+def test_long_chain_failing_at_its_root(executors):
+    # AsyncExecutor only: the failure propagation is the coordinator's, the same for both
     node = Op(fail, "root of a long chain")
     for _ in range(3000):
         node = Op(inc, node)
-    (res,) = env.executor.run([node], throw_error=False)
+    (res,) = executors["async"][0].run([node], throw_error=False)
     assert res.is_error
     assert str(res.error.root_cause) == "root of a long chain"
 
@@ -761,7 +775,7 @@ def test_a_late_broken_pool_report_keeps_the_new_pool():
     # rounds; a late one must not shut down the pool that replaced it (its pending
     # futures would be cancelled). The race is not reproducible on demand, so this
     # checks the rule directly.
-    ex = ParallelExecutor(max_workers=1)
+    ex = AsyncExecutor(max_workers=1)  # the rule is PoolExecutor's; threads start faster
     try:
         old = ex._pool_or_new()
         ex._replace_broken_pool(old)

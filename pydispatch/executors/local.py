@@ -11,6 +11,7 @@ import concurrent.futures as cf
 import heapq
 import itertools
 import os
+import pickle
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
@@ -304,7 +305,21 @@ def _worker_died(err: BaseException) -> bool:
 
 def _call_pickled(payload: bytes) -> Any:
     func, args, kwargs = cloudpickle.loads(payload)
-    return func(*args, **kwargs)
+    try:
+        return func(*args, **kwargs)
+    except Exception as err:
+        # An exception the coordinator cannot unpickle breaks the whole pool, which
+        # looks like a dead worker: it would be retried and its message lost.
+        try:
+            pickle.loads(pickle.dumps(err))
+        except Exception as problem:
+            raise DispatcherError(
+                f"{type(err).__module__}.{type(err).__qualname__}: {err} (this exception "
+                f"cannot be sent back from the worker process: {type(problem).__name__}: "
+                f"{problem}; make it picklable, e.g. pass all __init__ arguments to "
+                "super().__init__)"
+            ) from err
+        raise
 
 
 class ParallelExecutor(PoolExecutor):
