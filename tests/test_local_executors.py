@@ -352,13 +352,12 @@ def test_21_worker_loss_is_retried(parallel, manager, tmp_path):
     take_truth(comm)
 
 
-def test_21_two_nodes_lost_at_once(manager, tmp_path):
+def test_21_two_nodes_lost_at_once(parallel, tmp_path):
     markers = [str(tmp_path / "one"), str(tmp_path / "two")]
-    with ParallelExecutor(max_workers=2, backoff=FAST) as ex:
-        x = Op(die_once, markers[0], 3)
-        y = Op(die_once, markers[1], 4)
-        results = ex.run([Op(add, x, y)])
-        assert results[0].unwrap().result() == 7
+    x = Op(die_once, markers[0], 3)
+    y = Op(die_once, markers[1], 4)
+    results = parallel.run([Op(add, x, y)])
+    assert results[0].unwrap().result() == 7
     assert all(calls(m) == 1 for m in markers)
 
 
