@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import reprlib
 import ssl
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import cloudpickle
 import distributed
 from distributed import Future
 from distributed.client import _wait as _wait_futures
@@ -107,6 +110,78 @@ def connect_error(
         f"with `dask scheduler`, and workers with `pydispatch worker {address}`, or use "
         "DaskExecutor.local() for an embedded cluster"
     )
+
+
+class UnpicklableResultError(DispatcherError, TypeError):
+    """A task's value cannot be pickled, so it could never leave its worker."""
+
+
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _out_of_band(buffer: pickle.PickleBuffer) -> bool:
+    return False  # do not copy large buffers: checking needs no bytes
+
+
+def check_transferable(value: Any, name: str) -> Any:
+    """`value`, after checking dask could pickle it (as it would to send it elsewhere).
+
+    Without this, a dependent on another worker waits forever for a value its
+    worker cannot send.
+    """
+    if type(value) in _PLAIN:
+        return value
+    dtype = getattr(value, "dtype", None)
+    if getattr(dtype, "hasobject", True) is False:
+        return value  # numpy-style arrays of plain numbers: dask sends their buffers
+    try:
+        pickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
+    except Exception:
+        try:
+            cloudpickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
+        except Exception as err:
+            key = getattr(distributed.worker.thread_state, "key", None)
+            task = f" as task {key!r}" if key is not None else ""
+            raise UnpicklableResultError(
+                f"the value {name}() returned{task}, {reprlib.repr(value)} "
+                f"({type(value).__module__}.{type(value).__qualname__}), could not be pickled "
+                f"({type(err).__name__}: {err}), so it cannot be sent to another worker or to "
+                "the client; return picklable data (numbers, strings, lists, dicts, numpy "
+                "arrays, ...) instead"
+            ) from None
+    return value
+
+
+class ResultChecked:
+    """A task function whose value is checked to be transferable (see `check_transferable`)."""
+
+    __slots__ = ("func", "name")
+
+    def __init__(self, func: Callable[..., Any]):
+        self.func = func
+        self.name = getattr(func, "__name__", None) or getattr(func, "name", None) or repr(func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return check_transferable(self.func(*args, **kwargs), self.name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ResultChecked, (self.func,))
+
+
+class _CheckingShipper(Shipper):
+    """Ships task functions as `shipper` does, each wrapped in `ResultChecked`."""
+
+    def __init__(self, shipper: Shipper):
+        super().__init__(shipper.mode)
+        self._inner = shipper
+        self._wrapped: dict[int, tuple[Callable[..., Any], ResultChecked]] = {}
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        shipped = self._inner(func)
+        hit = self._wrapped.get(id(shipped))
+        if hit is None or hit[0] is not shipped:
+            hit = self._wrapped[id(shipped)] = (shipped, ResultChecked(shipped))
+        return hit[1]
 
 
 def normalize_address(address: str | Address) -> str:
@@ -227,6 +302,7 @@ class Client:
         self.id = f"pydispatch-client-{uuid.uuid4()}"
         self.status = "connecting"
         self._ship = Shipper(ship_functions)
+        self._task_functions = _CheckingShipper(self._ship)
         self._policy = retry_policy and dataclasses.replace(
             retry_policy, retry_on=tuple(self._ship(p) for p in retry_policy.retry_on)
         )
@@ -279,7 +355,12 @@ class Client:
         self._check_running()
         keys = KeyMaker(plan.given)
         tasks = build_tasks(
-            plan.order, keys, plan.given, self._ship, self._policy, skip=self._futures.__contains__
+            plan.order,
+            keys,
+            plan.given,
+            self._task_functions,
+            self._policy,
+            skip=self._futures.__contains__,
         )
         by_key = {keys(node): node for node in plan.order}
         for key, node in by_key.items():
