@@ -1,11 +1,13 @@
 """pydispatch: Dispatcher-style task graphs on the dask distributed scheduler."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .address import Address, parse_address
-from .client import Client, SchedulerLostError, SchedulerUnreachableError
 from .executors import AsyncExecutor, Backoff, Executor, ParallelExecutor
-from .executors.dask import DaskExecutor, NoWorkerWarning
 from .graph import CollectNode, DataNode, DispatchGraph, DispatchNode, IndexNode, Op, op
-from .keys import get_key
 from .results import (
     CancelledError,
     DependencyError,
@@ -14,9 +16,37 @@ from .results import (
     Result,
     RunTimeoutError,
 )
-from .worker import Worker
+
+if TYPE_CHECKING:
+    from .client import Client, SchedulerLostError, SchedulerUnreachableError, TLSError
+    from .executors.dask import DaskExecutor, NoWorkerWarning
+    from .keys import get_key
+    from .worker import Worker
 
 __version__ = "0.1.0"
+
+# Names whose modules import dask.distributed (about a second): loaded on first use,
+# so that `pydispatch --help` and the local executors start fast.
+_LAZY = {
+    "Client": "client",
+    "SchedulerLostError": "client",
+    "SchedulerUnreachableError": "client",
+    "TLSError": "client",
+    "DaskExecutor": "executors.dask",
+    "NoWorkerWarning": "executors.dask",
+    "Worker": "worker",
+    "get_key": "keys",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pydispatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Address",
@@ -41,6 +71,7 @@ __all__ = [
     "RunTimeoutError",
     "SchedulerLostError",
     "SchedulerUnreachableError",
+    "TLSError",
     "Worker",
     "__version__",
     "get_key",

@@ -77,6 +77,9 @@ class Address:
     """An endpoint: `Address("tls://10.0.0.1:8786")` or `Address(host, port, scheme="tcp")`."""
 
     __slots__ = ("host", "port", "scheme")
+    scheme: str
+    host: str
+    port: int
 
     def __init__(self, host: str | Address, port: int | None = None, scheme: str = "tcp"):
         if isinstance(host, Address):

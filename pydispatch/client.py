@@ -15,7 +15,7 @@ import ssl
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 import distributed
@@ -214,7 +214,7 @@ class _DaskClient(distributed.Client):
         for key in keys:
             self._late_cancels[key] = self._late_cancels.get(key, 0) + 1
 
-    def _handle_cancelled_keys(self, keys, reason=None, msg=None):  # type: ignore[no-untyped-def]
+    def _handle_cancelled_keys(self, keys, reason=None, msg=None):
         for key in keys:
             pending = self._late_cancels.get(key, 0)
             if pending:
@@ -265,7 +265,7 @@ class DaskOutcome:
                 f"{self.client.scheduler_address} was shut down (executor closed or reset); "
                 "run the node again"
             )
-        self.client._check_not_cancelled(self.future.key, self.node)
+        self.client._check_not_cancelled(cast(str, self.future.key), self.node)
         if self.error is not None:
             raise self.error
         try:
@@ -450,7 +450,7 @@ class Client:
         futures = [self._futures.pop(k) for k in doomed if k in self._futures]
         self._cancelled |= doomed
         if futures:
-            self._dask.expect_cancel_echo(f.key for f in futures)
+            self._dask.expect_cancel_echo(cast(str, f.key) for f in futures)
             self._dask.cancel(futures)
 
     def replicate(self, nodes: Iterable[DispatchNode] | None = None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from dask._task_spec import DataNode as DaskDataNode
 from dask._task_spec import GraphNode, Task, TaskRef
@@ -51,7 +51,7 @@ def build_tasks(
             func = ship(func)
             if policy is not None:
                 func = Retrying(policy, func)
-            tasks[key] = Task(
+            tasks[key] = cast(Any, Task)(
                 key,
                 func,
                 *[TaskRef(keys(a)) if isinstance(a, DispatchNode) else a for a in args],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
@@ -397,6 +398,13 @@ class DispatchGraph:
             for c in sorted(self._children[p] & kept):
                 sub.add_edge(self._nodes[p], self._nodes[c])
         return sub
+
+    def visualize(self, path: str | os.PathLike[str], states: Any = None, **options: Any) -> Any:
+        """Draw the graph into `path` (.svg, .png, .pdf; .dot for the source), each node
+        coloured by its state after a run; see `pydispatch.visualize.visualize`."""
+        from .visualize import visualize
+
+        return visualize(self, path, states, **options)
 
     def __repr__(self) -> str:
         edges = sum(len(c) for c in self._children)

@@ -20,7 +20,7 @@ class ReduceReplicasExcept(ReduceReplicas):
         super().__init__()
         self.protected: set[Any] = set()
 
-    def run(self):  # type: ignore[no-untyped-def]
+    def run(self):
         tasks = self.manager.scheduler.tasks
         self.protected &= tasks.keys()
         suggestions = super().run()

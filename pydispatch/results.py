@@ -82,7 +82,7 @@ class DependencyError(DispatcherError):
             f"{_describe(self.failed_node)} failed: {what}"
         )
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (type(self), (self.err, self.trace, self.node))
 
 

@@ -248,7 +248,7 @@ def test_placement_restricts_only_the_node(dask_cluster: Cluster) -> None:
             here = Op(where_am_i, Op(str, address))
             client.submit(here, workers=[address])
             assert client.result(here, timeout=60) == address
-        with pytest.raises(ValueError, match="no worker at tcp://127.0.0.1:1 "):
+        with pytest.raises(ValueError, match=r"no worker at tcp://127\.0\.0\.1:1 "):
             client.submit(Op(where_am_i), workers=["127.0.0.1:1"])
 
 

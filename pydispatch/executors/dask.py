@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from distributed import Future
 
@@ -63,11 +64,13 @@ class _Watch:
         if not self.remaining:
             self._event.set()
         for future in self.futures:
-            task = asyncio.ensure_future(future._state.wait())
-            task.add_done_callback(lambda _, f=future: self._finished(f))
+            state = future._state
+            assert state is not None, "a future of this client is always bound"
+            task = asyncio.ensure_future(state.wait())
+            task.add_done_callback(functools.partial(self._finished, future))
             self._tasks.append(task)
 
-    def _finished(self, future: Future) -> None:
+    def _finished(self, future: Future, _: object = None) -> None:
         self.remaining -= 1
         if future.status == "cancelled" and _cancel_reason(future) == LOST:
             self.lost = True
@@ -127,7 +130,7 @@ class DaskExecutor(Executor):
             else None,
         }
         self._cluster: Any = None
-        self.client = Client(scheduler_address, **self._client_options)  # type: ignore[arg-type]
+        self.client = Client(scheduler_address, **self._client_options)
         self._warned_no_worker = False
 
     @classmethod
@@ -164,8 +167,11 @@ class DaskExecutor(Executor):
     @property
     def dashboard_link(self) -> str | None:
         """The dask dashboard's address, when the scheduler serves one."""
+        dask = self.client.dask_client
         try:
-            link = self.client.dask_client.dashboard_link
+            if "dashboard" not in dask.scheduler_info(n_workers=0).get("services", {}):
+                return None
+            link = dask.dashboard_link
         except Exception:
             return None
         return str(link) if link else None
@@ -173,13 +179,23 @@ class DaskExecutor(Executor):
     def _execute(
         self, plan: Plan, *, throw_error: bool, timeout: float | None, progress: Progress
     ) -> RunReport:
+        status = self.client.dask_client.status
+        if self.client.status == "running" and status not in ("running", "connecting"):
+            raise SchedulerLostError(
+                f"the connection to the dask scheduler at {self.scheduler_address} was lost "
+                f"before this run (client {status}); check that the scheduler is running, "
+                "then call executor.reset() or create a new executor"
+            )
         keys, futures = self.client.submit_plan(plan)
-        node_of = {keys(node): node for node in plan.order}
         on_finished = None
         if not isinstance(progress, NoProgress):
+            nodes_of: dict[str, list[DispatchNode]] = {}
+            for node in plan.order:
+                nodes_of.setdefault(keys(node), []).append(node)
 
             def on_finished(future: Future) -> None:
-                progress.node_finished(node_of[future.key], future.status == "finished")
+                for node in nodes_of[cast(str, future.key)]:
+                    progress.node_finished(node, future.status == "finished")
 
         watch = _Watch(list(futures.values()), throw_error, on_finished)
         dask = self.client.dask_client
@@ -307,7 +323,7 @@ class DaskExecutor(Executor):
     def reset(self) -> None:
         """Drop everything this executor computed, on the scheduler and the workers."""
         self.client.shutdown()
-        self.client = Client(self.scheduler_address, **self._client_options)  # type: ignore[arg-type]
+        self.client = Client(self.scheduler_address, **self._client_options)
 
     def close(self) -> None:
         """Disconnect, and stop the embedded cluster if this executor owns one."""
