@@ -204,7 +204,9 @@ class DaskExecutor(Executor):
             self._wait(watch, plan, keys, timeout)
         finally:
             dask.sync(watch.stop)
-        if watch.lost:
+        if watch.lost or (
+            dask.status != "running" and any(f.status == "cancelled" for f in futures.values())
+        ):
             raise self._lost_error(watch, plan)
         if throw_error and watch.first_error is not None:
             pending = [n for n in plan.order if not futures[keys(n)].done()]
