@@ -24,6 +24,7 @@ from .graph import DataNode, DispatchNode, Op
 from .results import ExecutorError
 
 _PLAIN = (int, float, str, bytes, bool, type(None))
+_NODE = "\x00pydispatch-dependency"  # marks a dependency's key among plain arguments
 _FUNC_TOKENS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 _BUILTIN_TOKENS: dict[Any, str] = {}
 _UNSAFE = re.compile(r"[^\w.<>\[\]' ]+")
@@ -116,8 +117,8 @@ class KeyMaker:
         func, args, kwargs = node.call()
         parts = (
             type(node).__name__,
-            tuple(("node", self(a)) if isinstance(a, DispatchNode) else a for a in args),
-            {k: ("node", self(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
+            tuple((_NODE, self(a)) if isinstance(a, DispatchNode) else a for a in args),
+            {k: (_NODE, self(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
         )
         return f"{_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
 

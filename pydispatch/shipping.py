@@ -14,6 +14,7 @@ import os
 import sys
 import sysconfig
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any, Literal
@@ -56,11 +57,12 @@ def needs_shipping(func: Any, mode: ShipMode) -> bool:
 class ByValue:
     """A function carried as cloudpickle bytes; calling it calls the function."""
 
-    __slots__ = ("__weakref__", "digest", "name", "payload")
+    __slots__ = ("__weakref__", "digest", "filename", "name", "payload")
 
-    def __init__(self, payload: bytes, name: str):
+    def __init__(self, payload: bytes, name: str, filename: str = ""):
         self.payload = payload
         self.name = name
+        self.filename = filename
         self.digest = hashlib.sha1(payload).hexdigest()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -69,20 +71,31 @@ class ByValue:
             with _LOADED_LOCK:
                 func = _LOADED.get(self.digest)
                 if func is None:
-                    func = _LOADED[self.digest] = cloudpickle.loads(self.payload)
+                    func = _LOADED[self.digest] = _with_filename(
+                        cloudpickle.loads(self.payload), self.filename
+                    )
         return func(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.payload, self.name, self.digest))
+        return (_rebuild, (self.payload, self.name, self.digest, self.filename))
 
     def __repr__(self) -> str:
         return f"ByValue({self.name})"
 
 
-def _rebuild(payload: bytes, name: str, digest: str) -> ByValue:
+def _rebuild(payload: bytes, name: str, digest: str, filename: str = "") -> ByValue:
     shipped = ByValue.__new__(ByValue)
     shipped.payload, shipped.name, shipped.digest = payload, name, digest
+    shipped.filename = filename
     return shipped
+
+
+def _with_filename(func: Any, filename: str) -> Any:
+    """Put back the source file name cloudpickle leaves out, for readable tracebacks."""
+    code = getattr(func, "__code__", None)
+    if filename and isinstance(code, types.CodeType):
+        func.__code__ = code.replace(co_filename=filename)
+    return func
 
 
 def _dumps_by_value(func: Callable[..., Any], module_name: str) -> bytes:
@@ -124,7 +137,12 @@ class Shipper:
         except TypeError:
             shipped = None
         if shipped is None:
-            shipped = ByValue(_dumps_by_value(func, module), getattr(func, "__name__", repr(func)))
+            code = getattr(func, "__code__", None)
+            shipped = ByValue(
+                _dumps_by_value(func, module),
+                getattr(func, "__name__", repr(func)),
+                code.co_filename if isinstance(code, types.CodeType) else "",
+            )
             try:
                 self._done[func] = shipped
             except TypeError:

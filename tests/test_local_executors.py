@@ -66,6 +66,7 @@ from pydispatch import (
     ParallelExecutor,
     Result,
     RunTimeoutError,
+    get_key,
 )
 
 FAST = Backoff(first=0.01)
@@ -760,7 +761,29 @@ def test_bad_run_arguments(env):
         ex.run([node], timeout=-1)
     with pytest.raises(ValueError, match="'soon'"):
         ex.run([node], timeout="soon")
+    with pytest.raises(ValueError, match="True"):
+        ex.run([node], timeout=True)
     assert not node.done()  # nothing ran
+
+
+def broken_predicate(err: BaseException) -> bool:
+    raise KeyError("oops")
+
+
+def test_a_raising_retry_predicate_fails_the_node_saying_so():
+    node = Op(fail, "boom")
+    with AsyncExecutor(retries=2, retry_on=[broken_predicate]) as ex:
+        (result,) = ex.run([node], throw_error=False)
+    message = str(result.unwrap_error())
+    assert "broken_predicate" in message and "KeyError" in message
+    assert "must return True" in message
+
+
+def test_a_plain_argument_never_collides_with_a_dependency_key():
+    dep = Op(inc, 1)
+    via_node = Op(identity, dep)
+    lookalike = Op(identity, ("node", get_key(dep)))
+    assert get_key(via_node) != get_key(lookalike)
 
 
 def test_run_accepts_a_single_node(env):

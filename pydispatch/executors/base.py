@@ -68,7 +68,9 @@ class Executor(ABC):
         `throw_error`, the first failure is raised once the run has stopped.
         `timeout` (seconds) bounds the whole run.
         """
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
             raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
         plan = Plan.build(graph_or_nodes, inputs, input_map)
         reporter = make_progress(progress)

@@ -225,7 +225,12 @@ class _Run:
         if isinstance(err, BrokenProcessPool):
             self.executor._replace_broken_pool(pool)
         original = err.err if isinstance(err, DependencyError) and err.node is node else err
-        if self.executor._policy.should_retry(original, attempt):
+        try:
+            retry = self.executor._policy.should_retry(original, attempt)
+        except DispatcherError as predicate_error:
+            self._fail(node, DependencyError.from_exception(predicate_error, node))
+            return
+        if retry:
             due = time.monotonic() + self.executor._policy.backoff.delay(attempt + 1)
             heapq.heappush(self.delayed, (due, next(self._tie), node, attempt + 1))
             return
@@ -265,8 +270,9 @@ class _Run:
         waiting = (
             [n for n, _ in self.running.values()] + [n for *_, n, _ in self.delayed] + self.ready
         )
-        for future in self.running:
+        for future, (node, _) in self.running.items():
             future.cancel()
+            node._outcome = NotStarted(node, "the run timed out while it was running")
         self.executor._replace_broken_pool()
         names = ", ".join(repr(n.label) for n in waiting[:5])
         more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""

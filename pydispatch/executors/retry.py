@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..results import DispatcherError
+
 RetryPredicate = Callable[[BaseException], bool]
 
 
@@ -63,7 +65,18 @@ class RetryPolicy:
 
     def should_retry(self, err: BaseException, attempt: int) -> bool:
         """Whether attempt number `attempt` (0 = first run), failing with `err`, gets another."""
-        return attempt < self.retries and any(p(err) for p in self.retry_on)
+        if attempt >= self.retries:
+            return False
+        for predicate in self.retry_on:
+            try:
+                if predicate(err):
+                    return True
+            except Exception as failure:
+                raise DispatcherError(
+                    f"the retry_on predicate {predicate!r} raised {failure!r} while judging "
+                    f"{err!r}; a predicate must return True (retry) or False"
+                ) from failure
+        return False
 
     def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call `func`, retrying as the policy says (sleeps in the calling thread)."""
