@@ -14,6 +14,7 @@ import sys
 import time
 
 import distributed
+import psutil
 import pytest
 from conftest import Cluster, TLSFiles, end_process, wait_until
 
@@ -210,10 +211,34 @@ def test_pydispatch_worker_command_joins_with_tls_options(
     wait_until(lambda: set(tls_cluster.worker_addresses()) == before, 30, "the CLI worker to leave")
 
 
+def _listening() -> set[tuple[int, str, int]]:
+    """(pid, ip, port) of every listening socket of this process and its children."""
+    found = set()
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for conn in conns:
+            if conn.status == psutil.CONN_LISTEN:
+                found.add((proc.pid, conn.laddr.ip, conn.laddr.port))
+    return found
+
+
 @pytest.mark.slow
-def test_local_secure_cluster_speaks_only_tls() -> None:
+def test_local_secure_cluster_speaks_only_tls_on_loopback() -> None:
+    before = _listening()
     with DaskExecutor.local(n_workers=1, threads_per_worker=1, secure=True) as ex:
         assert ex.scheduler_address.startswith("tls://127.0.0.1:")
+        opened = _listening() - before
+        # scheduler, dashboard, nanny, worker (and its dashboard): all on loopback only
+        assert len(opened) >= 4, opened
+        assert {ip for _, ip, _ in opened} == {"127.0.0.1"}, opened
+        info = ex.client.dask_client.scheduler_info(n_workers=-1)
+        for address, worker in info["workers"].items():
+            assert address.startswith("tls://127.0.0.1:")
+            assert str(worker.get("nanny")).startswith("tls://127.0.0.1:")
         (result,) = ex.run(_max_graph(), timeout=60)
         assert result.unwrap().result() == 4
         placed = Op(where_am_i)
