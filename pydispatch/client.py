@@ -184,6 +184,12 @@ class _CheckingShipper(Shipper):
         return hit[1]
 
 
+def check_seconds(name: str, value: object) -> None:
+    """`ValueError` unless `value` is a number of seconds > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
 def normalize_address(address: str | Address) -> str:
     """`tcp://host:port` form of a user's address; `ValueError` if malformed."""
     if isinstance(address, Address):
@@ -297,6 +303,7 @@ class Client:
         retry_policy: RetryPolicy | None = None,
     ):
         self.scheduler_address = normalize_address(scheduler_address)
+        check_seconds("connect_timeout", connect_timeout)
         if security is not None and self.scheduler_address.startswith("tcp://"):
             self.scheduler_address = "tls://" + self.scheduler_address[len("tcp://") :]
         self.id = f"pydispatch-client-{uuid.uuid4()}"

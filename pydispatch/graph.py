@@ -412,8 +412,15 @@ class DispatchGraph:
 
 
 def _check_nodes(nodes: Iterable[Any], what: str) -> list[DispatchNode]:
-    if isinstance(nodes, (str, bytes)):
-        raise TypeError(f"{what} must be nodes, got {nodes!r}")
+    if isinstance(nodes, DispatchNode):
+        raise TypeError(
+            f"{what} must be a list of nodes, got the single node {nodes!r}: pass [node]"
+        )
+    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Iterable):
+        raise TypeError(
+            f"{what} must be a node or a list of DispatchNodes (Op, DataNode, IndexNode, "
+            f"CollectNode), got {nodes!r} ({type(nodes).__name__})"
+        )
     nodes = list(nodes)
     for node in nodes:
         if not isinstance(node, DispatchNode):

@@ -9,7 +9,7 @@ from typing import Any
 import distributed
 
 from .address import Address
-from .client import check_tls_config, connect_error, normalize_address
+from .client import check_seconds, check_tls_config, connect_error, normalize_address
 from .results import DispatcherError
 
 
@@ -29,6 +29,7 @@ class Worker:
         **options: Any,
     ):
         self.scheduler_address = normalize_address(scheduler_address)
+        check_seconds("start_timeout", start_timeout)
         if options.get("security") is not None and self.scheduler_address.startswith("tcp://"):
             self.scheduler_address = "tls://" + self.scheduler_address[len("tcp://") :]
         check_tls_config(self.scheduler_address, options.get("security"), "worker")

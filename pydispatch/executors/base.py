@@ -69,7 +69,7 @@ class Executor(ABC):
         `timeout` (seconds) bounds the whole run.
         """
         if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
         ):
             raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
         plan = Plan.build(graph_or_nodes, inputs, input_map)

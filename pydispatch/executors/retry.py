@@ -52,6 +52,11 @@ class RetryPolicy:
             raise ValueError(f"retries must be an int >= 0, got {retries!r}")
         if callable(retry_on):
             retry_on = (retry_on,)
+        if isinstance(retry_on, (str, bytes)) or not isinstance(retry_on, Iterable):
+            raise TypeError(
+                f"retry_on must be a callable or a list of callables taking the exception "
+                f"and returning True to retry, got {retry_on!r} ({type(retry_on).__name__})"
+            )
         predicates = tuple(retry_on)
         for predicate in predicates:
             if not callable(predicate):
