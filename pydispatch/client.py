@@ -265,6 +265,8 @@ class DaskOutcome:
         self.error: DependencyError | None = None
 
     def result(self, timeout: float | None = None) -> Any:
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         if self.client.status != "running":
             raise DispatcherError(
                 f"the result of node {self.node.label!r} is gone: its Client of "
@@ -394,7 +396,15 @@ class Client:
         (node,) = _check_nodes([node], "submit()")
         restrictions = None
         if workers is not None:
-            wanted = [workers] if isinstance(workers, (str, Address)) else list(workers)
+            if isinstance(workers, (str, Address)):
+                wanted: list[Any] = [workers]
+            elif isinstance(workers, Iterable):
+                wanted = list(workers)
+            else:
+                raise TypeError(
+                    f"workers must be a worker address or a list of them "
+                    f"(e.g. 'tcp://127.0.0.1:40000'), got {workers!r} ({type(workers).__name__})"
+                )
             restrictions = {node: self._check_workers(wanted)}
         self.submit_plan(Plan.build([node]), restrictions)
 
@@ -430,6 +440,7 @@ class Client:
     def result(self, node: DispatchNode, timeout: float | None = None) -> Any:
         """The node's value (submitting it first if this client has not)."""
         self._check_running()
+        (node,) = _check_nodes([node], "result()")
         return self._outcome(node).result(timeout)
 
     def gather(self, nodes: Iterable[DispatchNode], timeout: float | None = None) -> list[Any]:
