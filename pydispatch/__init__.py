@@ -18,7 +18,13 @@ from .results import (
 )
 
 if TYPE_CHECKING:
-    from .client import Client, SchedulerLostError, SchedulerUnreachableError, TLSError
+    from .client import (
+        Client,
+        SchedulerLostError,
+        SchedulerUnreachableError,
+        TLSError,
+        UnpicklableResultError,
+    )
     from .executors.dask import DaskExecutor, NoWorkerWarning
     from .keys import get_key
     from .worker import Worker
@@ -32,6 +38,7 @@ _LAZY = {
     "SchedulerLostError": "client",
     "SchedulerUnreachableError": "client",
     "TLSError": "client",
+    "UnpicklableResultError": "client",
     "DaskExecutor": "executors.dask",
     "NoWorkerWarning": "executors.dask",
     "Worker": "worker",
@@ -72,6 +79,7 @@ __all__ = [
     "SchedulerLostError",
     "SchedulerUnreachableError",
     "TLSError",
+    "UnpicklableResultError",
     "Worker",
     "__version__",
     "get_key",
