@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Cluster
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
