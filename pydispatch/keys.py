@@ -9,6 +9,7 @@ it is submitted, so it (and what depends on it) runs again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 import re
@@ -23,7 +24,7 @@ from dask.base import tokenize
 from .graph import DataNode, DispatchNode, Op
 from .results import ExecutorError
 
-_PLAIN = (int, float, str, bytes, bool, type(None))
+_PLAIN_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
 _NODE = "\x00pydispatch-dependency"  # marks a dependency's key among plain arguments
 _FUNC_TOKENS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 _BUILTIN_TOKENS: dict[Any, str] = {}
@@ -31,11 +32,13 @@ _UNSAFE = re.compile(r"[^\w.<>\[\]' ]+")
 
 
 def _is_plain(value: Any) -> bool:
-    if isinstance(value, _PLAIN):
+    """Whether `value` is built only of plain data, whose pickle is its content."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
         return True
-    if type(value) in (tuple, list):
-        return all(_is_plain(v) for v in value)
-    if type(value) is dict:
+    if kind is tuple or kind is list:
+        return all(type(v) in _PLAIN_TYPES or _is_plain(v) for v in value)
+    if kind is dict:
         return all(_is_plain(k) and _is_plain(v) for k, v in value.items())
     return False
 
@@ -61,6 +64,7 @@ def value_token(value: Any) -> str:
     return tokenize(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def _prefix(label: str) -> str:
     return _UNSAFE.sub("_", label).strip() or "node"
 
@@ -76,7 +80,8 @@ class KeyMaker:
     def __call__(self, node: DispatchNode) -> str:
         key = self._keys.get(id(node))
         if key is None:
-            self._make_dependencies_first(node)
+            if not all(id(d) in self._keys for d in node.dependencies()):
+                self._make_dependencies_first(node)
             key = self._make(node)
             self._keys[id(node)] = key
             self._held.append(node)

@@ -40,6 +40,15 @@ def _cancel_reason(future: Future) -> str | None:
     return getattr(getattr(future._state, "exception", None), "reason", None)
 
 
+def _sink_futures(
+    plan: Plan, keys: Callable[[DispatchNode], str], futures: dict[str, Future]
+) -> list[Future]:
+    """The futures of the nodes nothing else in the plan depends on."""
+    needed = {id(dep) for node in plan.order for dep in plan.dependencies(node)}
+    sinks = {keys(node) for node in plan.order if id(node) not in needed}
+    return [futures[key] for key in sinks]
+
+
 class _Watch:
     """Waits, on the client's event loop, for a run's futures to finish."""
 
@@ -197,28 +206,56 @@ class DaskExecutor(Executor):
                 for node in nodes_of[cast(str, future.key)]:
                     progress.node_finished(node, future.status == "finished")
 
-        watch = _Watch(list(futures.values()), throw_error, on_finished)
-        dask = self.client.dask_client
-        dask.sync(watch.start)
-        try:
-            self._wait(watch, plan, keys, timeout)
-        finally:
-            dask.sync(watch.stop)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Without a progress display, watching the sinks is enough at first: a sink is
+        # done only once everything it depends on is. Stragglers are watched after.
+        first = (
+            list(futures.values())
+            if on_finished is not None
+            else _sink_futures(plan, keys, futures)
+        )
+        watch = self._watch(first, throw_error, on_finished, plan, deadline, timeout)
+        while not (throw_error and watch.first_error is not None) and not watch.lost:
+            stragglers = [f for f in futures.values() if not f.done()]
+            if not stragglers:
+                break
+            first_error = watch.first_error
+            watch = self._watch(stragglers, throw_error, on_finished, plan, deadline, timeout)
+            watch.first_error = first_error or watch.first_error
         if watch.lost or (
-            dask.status != "running" and any(f.status == "cancelled" for f in futures.values())
+            self.client.dask_client.status != "running"
+            and any(f.status == "cancelled" for f in futures.values())
         ):
-            raise self._lost_error(watch, plan)
+            raise self._lost_error(futures.values(), plan)
         if throw_error and watch.first_error is not None:
             pending = [n for n in plan.order if not futures[keys(n)].done()]
             if pending:
                 self.client.cancel(pending)
         return self._report(plan, keys, futures, watch.first_error)
 
+    def _watch(
+        self,
+        futures: list[Future],
+        stop_at_error: bool,
+        on_finished: Callable[[Future], None] | None,
+        plan: Plan,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> _Watch:
+        """Wait until `futures` are done (or the first error, or the deadline)."""
+        watch = _Watch(futures, stop_at_error, on_finished)
+        dask = self.client.dask_client
+        dask.sync(watch.start)
+        try:
+            self._wait(watch, plan, deadline, timeout)
+        finally:
+            dask.sync(watch.stop)
+        return watch
+
     def _wait(
-        self, watch: _Watch, plan: Plan, keys: Callable[[DispatchNode], str], timeout: float | None
+        self, watch: _Watch, plan: Plan, deadline: float | None, timeout: float | None
     ) -> None:
         dask = self.client.dask_client
-        deadline = None if timeout is None else time.monotonic() + timeout
         lost_since: float | None = None
         while True:
             left = (
@@ -235,7 +272,7 @@ class DaskExecutor(Executor):
                 dask.status not in ("running", "connecting")
                 or now - lost_since >= self._client_options["connect_timeout"]
             ):
-                raise self._lost_error(watch, plan)
+                raise self._lost_error(watch.futures, plan)
             workers = self._worker_count()
             if deadline is not None and time.monotonic() >= deadline:
                 unfinished = [n for n in plan.order if not n.done()]
@@ -251,8 +288,8 @@ class DaskExecutor(Executor):
                     stacklevel=4,
                 )
 
-    def _lost_error(self, watch: _Watch, plan: Plan) -> SchedulerLostError:
-        unfinished = sum(not f.done() or f.status == "cancelled" for f in watch.futures)
+    def _lost_error(self, futures: Iterable[Future], plan: Plan) -> SchedulerLostError:
+        unfinished = sum(not f.done() or f.status == "cancelled" for f in futures)
         return SchedulerLostError(
             f"lost the connection to the dask scheduler at {self.scheduler_address} "
             f"during a run ({unfinished} of {len(plan.order)} nodes unfinished); "
