@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="no progress display and no informational lines",
     )
     _add_tls_options(run, "client")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, parser=run)
 
     worker = commands.add_parser(
         "worker",
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the dask worker command and exit"
     )
     _add_tls_options(worker, "worker")
-    worker.set_defaults(handler=cmd_worker)
+    worker.set_defaults(handler=cmd_worker, parser=worker)
     return parser
 
 
@@ -214,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = args_list.index("--")
         args_list, passthrough = args_list[:cut], args_list[cut + 1 :]
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    args, unknown = parser.parse_known_args(args_list)
+    if unknown:  # reported by the subcommand, so its usage line is the one shown
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.passthrough = passthrough
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
