@@ -341,7 +341,10 @@ def test_unreachable_scheduler_fails_fast_and_says_what_to_do() -> None:
 
 def test_no_worker_times_out_saying_so(scheduler_only: Cluster) -> None:
     with DaskExecutor(scheduler_only.address) as ex:
-        with pytest.raises(RunTimeoutError, match="no worker is connected"):
+        with (
+            pytest.warns(NoWorkerWarning, match="pydispatch worker"),
+            pytest.raises(RunTimeoutError, match="no worker is connected"),
+        ):
             ex.run([Op(slowinc, 1)], timeout=3)
 
 
