@@ -18,15 +18,11 @@ from .results import (
 )
 
 if TYPE_CHECKING:
-    from .client import (
-        Client,
-        SchedulerLostError,
-        SchedulerUnreachableError,
-        TLSError,
-        UnpicklableResultError,
-    )
+    from .client import Client
+    from .connection import SchedulerLostError, SchedulerUnreachableError, TLSError
     from .executors.dask import DaskExecutor, NoWorkerWarning
     from .keys import get_key
+    from .transfer import UnpicklableResultError
     from .worker import Worker
 
 __version__ = "0.1.0"
@@ -35,10 +31,10 @@ __version__ = "0.1.0"
 # so that `pydispatch --help` and the local executors start fast.
 _LAZY = {
     "Client": "client",
-    "SchedulerLostError": "client",
-    "SchedulerUnreachableError": "client",
-    "TLSError": "client",
-    "UnpicklableResultError": "client",
+    "SchedulerLostError": "connection",
+    "SchedulerUnreachableError": "connection",
+    "TLSError": "connection",
+    "UnpicklableResultError": "transfer",
     "DaskExecutor": "executors.dask",
     "NoWorkerWarning": "executors.dask",
     "Worker": "worker",

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
-import reprlib
-import ssl
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-import cloudpickle
 import distributed
 from distributed import Future
 from distributed.client import _wait as _wait_futures
 
-from .address import Address, parse_address
+from .address import Address
+from .connection import (
+    SchedulerLostError,
+    SchedulerUnreachableError,
+    TLSError,
+    check_seconds,
+    check_tls_config,
+    connect_error,
+    normalize_address,
+)
 from .dask_graph import build_tasks, with_restrictions
 from .executors.plan import Plan
 from .executors.retry import RetryPolicy
@@ -31,171 +36,17 @@ from .keys import KeyMaker
 from .replication import protect_replicas
 from .results import CancelledError, DependencyError, DispatcherError
 from .shipping import ShipMode, Shipper
+from .transfer import UnpicklableResultError, _CheckingShipper
 
-
-class SchedulerUnreachableError(DispatcherError, ConnectionError):
-    """No dask scheduler answered at the given address."""
-
-
-class SchedulerLostError(DispatcherError, ConnectionError):
-    """The connection to the scheduler was lost."""
-
-
-class TLSError(SchedulerUnreachableError):
-    """A TLS connection could not be set up: no certificates, or one side refused the other's."""
-
-
-def _security_hint(role: str) -> str:
-    return (
-        f"pass security=distributed.Security(tls_ca_file=CA, tls_{role}_cert=CERT, "
-        f"tls_{role}_key=KEY, require_encryption=True) with a certificate the cluster's CA signed"
-    )
-
-
-def check_tls_config(address: str, security: Any, role: str = "client") -> None:
-    """`TLSError` if `address` is tls:// but `security` (or dask's config) has no certificate."""
-    if not address.startswith("tls://"):
-        return
-    try:
-        sec = security if security is not None else distributed.Security()
-        context = sec.get_connection_args(role).get("ssl_context")
-    except Exception as err:
-        raise TLSError(
-            f"cannot set up TLS for {address}: {type(err).__name__}: {err}; {_security_hint(role)}"
-        ) from None
-    if context is None:
-        raise TLSError(
-            f"{address} is a TLS address, but this {role} has no TLS certificate "
-            f"(security={security!r}); {_security_hint(role)}"
-        )
-
-
-def _chain(err: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = err
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def connect_error(
-    address: str, timeout: float, err: BaseException, role: str = "client"
-) -> SchedulerUnreachableError:
-    """The error to raise when connecting to the scheduler at `address` failed with `err`."""
-    detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-    chain = _chain(err)
-    text = " ".join(str(e) for e in chain)
-    if address.startswith("tls://") and (
-        any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in text or not str(err)
-    ):
-        return TLSError(
-            f"the TLS handshake with the dask scheduler at {address} failed ({detail}): "
-            f"the scheduler refused this {role}'s certificate, this {role} does not trust "
-            "the scheduler's, or the scheduler does not speak TLS; check the tls_ca_file, "
-            f"tls_{role}_cert and tls_{role}_key of `security=`"
-        )
-    # a TLS server drops a plain-TCP handshake: reset, or closed with no refusal
-    reset = not any(isinstance(e, ConnectionRefusedError) for e in chain) and any(
-        isinstance(e, (ConnectionResetError, distributed.comm.CommClosedError)) for e in chain
-    )
-    if address.startswith("tcp://") and reset:
-        return SchedulerUnreachableError(
-            f"the dask scheduler at {address} closed the connection during the handshake "
-            f"({detail}); if it requires TLS, connect to {'tls://' + address[len('tcp://') :]} "
-            f"and {_security_hint(role)}"
-        )
-    return SchedulerUnreachableError(
-        f"cannot reach a dask scheduler at {address} within {timeout}s ({detail}). Start one "
-        f"with `dask scheduler`, and workers with `pydispatch worker {address}`, or use "
-        "DaskExecutor.local() for an embedded cluster"
-    )
-
-
-class UnpicklableResultError(DispatcherError, TypeError):
-    """A task's value cannot be pickled, so it could never leave its worker."""
-
-
-_PLAIN = (int, float, complex, str, bytes, bool, type(None))
-
-
-def _out_of_band(buffer: pickle.PickleBuffer) -> bool:
-    return False  # do not copy large buffers: checking needs no bytes
-
-
-def check_transferable(value: Any, name: str) -> Any:
-    """`value`, after checking dask could pickle it (as it would to send it elsewhere).
-
-    Without this, a dependent on another worker waits forever for a value its
-    worker cannot send.
-    """
-    if type(value) in _PLAIN:
-        return value
-    dtype = getattr(value, "dtype", None)
-    if getattr(dtype, "hasobject", True) is False:
-        return value  # numpy-style arrays of plain numbers: dask sends their buffers
-    try:
-        pickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
-    except Exception:
-        try:
-            cloudpickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
-        except Exception as err:
-            key = getattr(distributed.worker.thread_state, "key", None)
-            task = f" as task {key!r}" if key is not None else ""
-            raise UnpicklableResultError(
-                f"the value {name}() returned{task}, {reprlib.repr(value)} "
-                f"({type(value).__module__}.{type(value).__qualname__}), could not be pickled "
-                f"({type(err).__name__}: {err}), so it cannot be sent to another worker or to "
-                "the client; return picklable data (numbers, strings, lists, dicts, numpy "
-                "arrays, ...) instead"
-            ) from None
-    return value
-
-
-class ResultChecked:
-    """A task function whose value is checked to be transferable (see `check_transferable`)."""
-
-    __slots__ = ("func", "name")
-
-    def __init__(self, func: Callable[..., Any]):
-        self.func = func
-        self.name = getattr(func, "__name__", None) or getattr(func, "name", None) or repr(func)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return check_transferable(self.func(*args, **kwargs), self.name)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (ResultChecked, (self.func,))
-
-
-class _CheckingShipper(Shipper):
-    """Ships task functions as `shipper` does, each wrapped in `ResultChecked`."""
-
-    def __init__(self, shipper: Shipper):
-        super().__init__(shipper.mode)
-        self._inner = shipper
-        self._wrapped: dict[int, tuple[Callable[..., Any], ResultChecked]] = {}
-
-    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        shipped = self._inner(func)
-        hit = self._wrapped.get(id(shipped))
-        if hit is None or hit[0] is not shipped:
-            hit = self._wrapped[id(shipped)] = (shipped, ResultChecked(shipped))
-        return hit[1]
-
-
-def check_seconds(name: str, value: object) -> None:
-    """`ValueError` unless `value` is a number of seconds > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-
-
-def normalize_address(address: str | Address) -> str:
-    """`tcp://host:port` form of a user's address; `ValueError` if malformed."""
-    if isinstance(address, Address):
-        return str(address)
-    scheme, host, port = parse_address(address)
-    return str(Address(host, port, scheme))
+__all__ = [
+    "Client",
+    "DaskOutcome",
+    "SchedulerLostError",
+    "SchedulerUnreachableError",
+    "TLSError",
+    "UnpicklableResultError",
+    "remote_trace",
+]
 
 
 class _DaskClient(distributed.Client):

@@ -9,7 +9,7 @@ from typing import Any
 import distributed
 
 from .address import Address
-from .client import check_seconds, check_tls_config, connect_error, normalize_address
+from .connection import check_seconds, check_tls_config, connect_error, normalize_address
 from .results import DispatcherError
 
 

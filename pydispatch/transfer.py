@@ -1,0 +1,91 @@
+"""Task values must be able to leave their worker; a value that cannot is an error at once.
+
+dask pickles a value only when it must move (to another worker or to the
+client). A value that cannot be pickled would leave a dependent on another
+worker waiting forever, so each task's value is test-pickled where it is made.
+"""
+
+from __future__ import annotations
+
+import pickle
+import reprlib
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+import distributed
+
+from .results import DispatcherError
+from .shipping import Shipper
+
+
+class UnpicklableResultError(DispatcherError, TypeError):
+    """A task's value cannot be pickled, so it could never leave its worker."""
+
+
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _out_of_band(buffer: pickle.PickleBuffer) -> bool:
+    return False  # do not copy large buffers: checking needs no bytes
+
+
+def check_transferable(value: Any, name: str) -> Any:
+    """`value`, after checking dask could pickle it (as it would to send it elsewhere).
+
+    Without this, a dependent on another worker waits forever for a value its
+    worker cannot send.
+    """
+    if type(value) in _PLAIN:
+        return value
+    dtype = getattr(value, "dtype", None)
+    if getattr(dtype, "hasobject", True) is False:
+        return value  # numpy-style arrays of plain numbers: dask sends their buffers
+    try:
+        pickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
+    except Exception:
+        try:
+            cloudpickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
+        except Exception as err:
+            key = getattr(distributed.worker.thread_state, "key", None)
+            task = f" as task {key!r}" if key is not None else ""
+            raise UnpicklableResultError(
+                f"the value {name}() returned{task}, {reprlib.repr(value)} "
+                f"({type(value).__module__}.{type(value).__qualname__}), could not be pickled "
+                f"({type(err).__name__}: {err}), so it cannot be sent to another worker or to "
+                "the client; return picklable data (numbers, strings, lists, dicts, numpy "
+                "arrays, ...) instead"
+            ) from None
+    return value
+
+
+class ResultChecked:
+    """A task function whose value is checked to be transferable (see `check_transferable`)."""
+
+    __slots__ = ("func", "name")
+
+    def __init__(self, func: Callable[..., Any]):
+        self.func = func
+        self.name = getattr(func, "__name__", None) or getattr(func, "name", None) or repr(func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return check_transferable(self.func(*args, **kwargs), self.name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ResultChecked, (self.func,))
+
+
+class _CheckingShipper(Shipper):
+    """Ships task functions as `shipper` does, each wrapped in `ResultChecked`."""
+
+    def __init__(self, shipper: Shipper):
+        super().__init__(shipper.mode)
+        self._inner = shipper
+        self._wrapped: dict[int, tuple[Callable[..., Any], ResultChecked]] = {}
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        shipped = self._inner(func)
+        hit = self._wrapped.get(id(shipped))
+        if hit is None or hit[0] is not shipped:
+            hit = self._wrapped[id(shipped)] = (shipped, ResultChecked(shipped))
+        return hit[1]
