@@ -40,7 +40,9 @@ FILE is a Python file that defines its graph with a module-level `outputs`
 (a node, a list of nodes or a DispatchGraph) or a function `main()` returning
 one. It runs with __name__ == "__pydispatch_run__", so an
 `if __name__ == "__main__":` block does not run. Its functions travel to the
-workers by value: they need not be importable there.
+workers by value: they need not be importable there. A Julia file (.jl,
+needs juliacall) defines `outputs` or `main()` with Dispatcher.jl nodes, whose
+functions run in Julia on the workers (start them with `pydispatch worker --julia`).
 
 exit codes: 0 every output succeeded; 1 an output failed or the run timed
 out; 2 bad options, missing file, no graph, unreachable scheduler.
@@ -110,12 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the graph a Python file defines",
+        help="run the graph a Python (or Julia) file defines",
         description="Run the graph FILE defines, on a dask scheduler or an embedded local cluster.",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("file", metavar="FILE", help="Python file defining `outputs` or `main()`")
+    run.add_argument(
+        "file", metavar="FILE", help="Python (or Julia) file defining `outputs` or `main()`"
+    )
     run.add_argument(
         "--scheduler",
         metavar="ADDRESS",

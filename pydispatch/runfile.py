@@ -1,4 +1,4 @@
-"""Loading the graph a Python file defines, for `pydispatch run FILE`.
+"""Loading the graph a Python (or Julia) file defines, for `pydispatch run FILE`.
 
 The convention: FILE is an ordinary Python file. It defines its graph with
 
@@ -14,6 +14,10 @@ first on ``sys.path`` while it loads, as ``python FILE`` would.
 Functions defined in FILE, and in modules imported from FILE's directory,
 travel to dask workers by value (cloudpickle): workers need not be able to
 import them.
+
+A Julia file (``.jl``, needs juliacall) follows the same convention with
+Dispatcher.jl nodes: a global ``outputs`` or a function ``main()``. Its
+functions run in Julia on the workers (see `pydispatch.julia`).
 """
 
 from __future__ import annotations
@@ -50,10 +54,10 @@ class GraphFile:
 
 
 def load_graph_file(path: str | os.PathLike[str]) -> GraphFile:
-    """Run the Python file at `path` and return the outputs it defines.
+    """Run the Python (or Julia) file at `path` and return the outputs it defines.
 
     Raises `GraphFileError` naming the file when it does not exist, is not a
-    ``.py`` file, or defines no graph. An exception raised by the file's own
+    ``.py`` or ``.jl`` file, or defines no graph. An exception raised by the file's own
     code propagates unchanged (with its traceback), chained to nothing.
     """
     file = Path(path)
@@ -62,14 +66,31 @@ def load_graph_file(path: str | os.PathLike[str]) -> GraphFile:
     if file.is_dir():
         raise GraphFileError(f"{str(file)!r} is a directory; give the path of a Python file")
     if file.suffix == ".jl":
-        raise GraphFileError(
-            f"{str(file)!r} is a Julia file; `pydispatch run` takes Python files. Run Julia "
-            "graphs from Julia with DispatchBridge's run!(DaskExecutor(address), graph)"
-        )
+        return GraphFile(file, _as_outputs(_julia_outputs(file.resolve()), f"{file}: the graph"))
     if file.suffix != ".py":
-        raise GraphFileError(f"{str(file)!r} is not a Python file (.py)")
+        raise GraphFileError(f"{str(file)!r} is neither a Python (.py) nor a Julia (.jl) file")
     namespace = _execute(file.resolve())
     return GraphFile(file, _outputs_of(namespace, file))
+
+
+def _julia_outputs(file: Path) -> list[Any]:
+    """The pydispatch nodes of the Dispatcher.jl graph a Julia file defines.
+
+    Julia evaluates the file in `Main` (same convention: `outputs` or `main()`);
+    DispatchBridge turns its nodes into pydispatch nodes whose functions run in
+    Julia on the workers.
+    """
+    try:
+        from juliacall import Main as julia  # starts Julia in this thread
+    except ImportError:
+        raise GraphFileError(
+            f"{str(file)!r} is a Julia file, and running it needs juliacall: "
+            'python -m pip install -e ".[julia]" (see README, "Julia")'
+        ) from None
+    julia.seval("import DispatchBridge")
+    # Main, not a module of its own: closures defined in Main travel to workers whole.
+    julia.Base.include(julia.Main, str(file))
+    return list(julia.DispatchBridge.graph_outputs(julia.Main))
 
 
 def _execute(file: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ machine), so only one test uses one; the others run on the shared
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -344,14 +345,23 @@ def test_graph_file_conventions(tmp_path: Path) -> None:
         ("none.py", "def main():\n    pass\n", "main() returned a value that is None"),
         ("ints.py", "outputs = [1, 2]\n", "`outputs` is [1, 2], not a graph"),
         ("empty_list.py", "outputs = []\n", "non-empty list of nodes"),
-        ("graph.jl", "using Dispatcher\n", "is a Julia file"),
-        ("notes.txt", "", "is not a Python file"),
+        ("notes.txt", "", "is neither a Python (.py) nor a Julia (.jl) file"),
     ],
 )
 def test_graph_file_errors(tmp_path: Path, name: str, text: str, message: str) -> None:
     (tmp_path / name).write_text(text)
     with pytest.raises(GraphFileError, match=re.escape(message)):
         load_graph_file(tmp_path / name)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("juliacall") is not None,
+    reason="juliacall is installed here, so a Julia file would start Julia",
+)
+def test_a_julia_file_without_juliacall_says_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "graph.jl").write_text("import Dispatcher\noutputs = [Dispatcher.Op(max, 3, 4)]\n")
+    with pytest.raises(GraphFileError, match=re.escape('pip install -e ".[julia]"')):
+        load_graph_file(tmp_path / "graph.jl")
 
 
 def test_sibling_modules_are_importable_and_shipped_by_value(tmp_path: Path) -> None:

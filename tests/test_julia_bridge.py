@@ -8,9 +8,13 @@ elsewhere they skip and say why. Workers reuse the DispatchBridge project
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +157,24 @@ def test_a_worker_launched_from_julia(instantiated: None) -> None:
 def test_dispatchbridge_pkg_test(instantiated: None) -> None:
     # run_julia fails the test (showing Julia's output) when Pkg.test() fails.
     run_julia("using Pkg; Pkg.test()", timeout=STARTUP)
+
+
+def test_pydispatch_run_takes_a_julia_graph_file(address: str, tmp_path: Path) -> None:
+    graph = tmp_path / "graph.jl"
+    graph.write_text(
+        "import Dispatcher\n"
+        "three = Dispatcher.Op(() -> 3)\n"
+        "outputs = [Dispatcher.Op(max, three, 4)]\n"
+    )
+    env = {**os.environ, **_worker_env()}
+    done = subprocess.run(
+        [sys.executable, "-m", "pydispatch", "run", str(graph), "--scheduler", address, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=STARTUP,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    assert [(o["label"], o["value"]) for o in report["outputs"]] == [("max", 4)]
