@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import distributed
 import pytest
@@ -265,10 +266,31 @@ def test_replicate_survives_the_memory_manager(dask_cluster: Cluster) -> None:
             return sum(key in keys for keys in dask.has_what().values()) == 2
 
         wait_until(everywhere, 30, "two replicas")
-        for _ in range(3):
-            dask.amm.run_once()
-        # Give the memory manager's drop requests time to reach the workers.
-        deadline = time.monotonic() + 3
+        # The memory manager's policies, asked directly: dask's own ReduceReplicas
+        # would drop the copy; the one pydispatch installed does not.
+
+        def drop_suggestions(dask_scheduler: Any, key: str) -> tuple[list[str], list[str]]:
+            """Keys the stock ReduceReplicas policy, and the installed ones, would drop now."""
+            from distributed.active_memory_manager import ReduceReplicas
+
+            amm = dask_scheduler.extensions["amm"]
+            stock = ReduceReplicas()
+            stock.manager = amm
+            installed = [p for p in amm.policies if isinstance(p, ReduceReplicas)]
+            amm.pending = {}  # what a real pass of the memory manager starts from
+            try:
+                return (
+                    [s.ts.key for s in stock.run() if s.ts.key == key],
+                    [s.ts.key for p in installed for s in p.run() if s.ts.key == key],
+                )
+            finally:
+                del amm.pending
+
+        stock, ours = dask.run_on_scheduler(drop_suggestions, key=key)
+        assert stock == [key] and ours == []
+        dask.amm.run_once()
+        # run_once acts in the background: watch (bounded) that no copy goes.
+        deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
             assert everywhere(), "the memory manager dropped a replicated key"
             time.sleep(0.2)
