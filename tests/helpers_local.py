@@ -218,3 +218,14 @@ class WeirdError(Exception):
 def raise_weird(path: str) -> Any:
     count_call(path)
     raise WeirdError("weird failure", 2)
+
+
+def hang_after_recording_pid(path: str, limit: float = 60.0) -> None:
+    """Write this process's PID to `path`, then hang (at most `limit` seconds)."""
+    import os
+    import time
+
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(limit)

@@ -14,6 +14,7 @@ import operator
 import queue
 import random
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from helpers_local import (
     factorials,
     fail,
     flaky,
+    hang_after_recording_pid,
     identity,
     inc,
     mapped_list,
@@ -764,6 +766,27 @@ def test_bad_run_arguments(env):
     with pytest.raises(ValueError, match="True"):
         ex.run([node], timeout=True)
     assert not node.done()  # nothing ran
+
+
+def test_a_timeout_stops_the_worker_process_of_a_hung_node(tmp_path):
+    import psutil
+
+    pid_file = tmp_path / "pid"
+    with ParallelExecutor(max_workers=1) as ex:
+        with pytest.raises(RunTimeoutError, match="hang_after_recording_pid"):
+            ex.run([Op(hang_after_recording_pid, str(pid_file))], timeout=5)
+    pid = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 10
+    while not gone():
+        assert time.monotonic() < deadline, f"worker process {pid} still runs the hung node"
+        time.sleep(0.05)
 
 
 def broken_predicate(err: BaseException) -> bool:

@@ -12,6 +12,7 @@ import heapq
 import itertools
 import os
 import pickle
+import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
@@ -83,6 +84,7 @@ class PoolExecutor(Executor):
             raise ValueError(f"max_workers must be an int >= 1 or None, got {max_workers!r}")
         self.max_workers = max_workers
         self._pool: cf.Executor | None = None
+        self._pool_lock = threading.Lock()  # runs and dispatch() may share the pool
 
     @abstractmethod
     def _new_pool(self) -> cf.Executor: ...
@@ -98,23 +100,34 @@ class PoolExecutor(Executor):
     ) -> cf.Future[Any]: ...
 
     def _pool_or_new(self) -> cf.Executor:
-        if self._pool is None:
-            self._pool = self._new_pool()
-        return self._pool
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self._new_pool()
+            return self._pool
 
-    def _replace_broken_pool(self, broken: cf.Executor | None = None) -> None:
+    def _replace_broken_pool(
+        self, broken: cf.Executor | None = None, *, stop: bool = False
+    ) -> None:
         """Drop the current pool; with `broken`, only if that is still the current one
-        (a late report from a pool already replaced must not shut the new one down)."""
-        if broken is not None and broken is not self._pool:
-            return
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        (a late report from a pool already replaced must not shut the new one down).
+        With `stop`, also stop what still runs in it, where that is possible."""
+        with self._pool_lock:
+            if broken is not None and broken is not self._pool:
+                return
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            if stop:
+                self._stop_running(pool)
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _stop_running(self, pool: cf.Executor) -> None:
+        """Stop the calls still running in a discarded pool (threads cannot be stopped)."""
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _execute(
         self, plan: Plan, *, throw_error: bool, timeout: float | None, progress: Progress
@@ -273,7 +286,7 @@ class _Run:
         for future, (node, _) in self.running.items():
             future.cancel()
             node._outcome = NotStarted(node, "the run timed out while it was running")
-        self.executor._replace_broken_pool()
+        self.executor._replace_broken_pool(stop=True)
         names = ", ".join(repr(n.label) for n in waiting[:5])
         more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
         raise RunTimeoutError(
@@ -348,6 +361,11 @@ class ParallelExecutor(PoolExecutor):
         super().__init__(
             retries, (_worker_died, *retry_on), max_workers=max_workers, backoff=backoff
         )
+
+    def _stop_running(self, pool: cf.Executor) -> None:
+        # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
 
     def _new_pool(self) -> cf.Executor:
         import multiprocessing
