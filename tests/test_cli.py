@@ -24,6 +24,7 @@ import pytest
 from conftest import Cluster, end_process, free_port, wait_until
 
 from pydispatch import AsyncExecutor, DispatchGraph, __version__, cli
+from pydispatch.commands import run as run_command
 from pydispatch.runfile import GraphFileError, load_graph_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,7 +384,7 @@ def test_sibling_modules_are_importable_and_shipped_by_value(tmp_path: Path) -> 
 def test_quiet_prints_only_the_outputs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "_open_executor", lambda args: AsyncExecutor())
+    monkeypatch.setattr(run_command, "_open_executor", lambda args: AsyncExecutor())
     assert cli.main(["run", str(EXAMPLES / "quickstart.py"), "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert (out, err) == ("max = 4\n", "")
