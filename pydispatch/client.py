@@ -214,14 +214,17 @@ class Client:
         """Submit every node of `plan` not already held, in one update; futures by key."""
         self._check_running()
         keys = KeyMaker(plan.given)
+        failed: list[Future] = []
         tasks = build_tasks(
             plan.order,
             keys,
             plan.given,
             self._task_functions,
             self._policy,
-            skip=self._futures.__contains__,
+            skip=lambda key: self._held(key, failed),
         )
+        if failed:  # a new run of a node that failed runs it again
+            self._dask.retry(failed)
         by_key = {keys(node): node for node in plan.order}
         for key, node in by_key.items():
             self._nodes[key] = node
@@ -238,6 +241,18 @@ class Client:
         for key, node in by_key.items():
             node._outcome = DaskOutcome(self, node, futures[key])
         return keys, futures
+
+    def _held(self, key: str, failed: list[Future]) -> bool:
+        """Whether this client holds a live future for `key` (failed ones go to `failed`)."""
+        future = self._futures.get(key)
+        if future is None:
+            return False
+        if future.status == "cancelled":  # by dask or another client: submit it anew
+            del self._futures[key]
+            return False
+        if future.status == "error":
+            failed.append(future)
+        return True
 
     def submit(self, node: DispatchNode, workers: str | Sequence[str] | None = None) -> None:
         """Submit `node` and every dependency not yet submitted, in one update.

@@ -214,6 +214,14 @@ def test_retry_on_retries_on_the_worker(
     assert (tmp_path / "count3").read_text() == "1"
 
 
+def test_running_a_failed_node_again_runs_it_again(executor: DaskExecutor, tmp_path: Path) -> None:
+    node = Op(fail_first, str(tmp_path / "count"), 1)
+    (first,) = executor.run([node], throw_error=False)
+    assert isinstance(first.unwrap_error().err, ConnectionError)
+    (second,) = executor.run([node], throw_error=False)
+    assert second.unwrap().result() == "ok after 2"
+
+
 def test_identical_nodes_share_a_key_across_clients(dask_cluster: Cluster, tmp_path: Path) -> None:
     log = str(tmp_path / "calls")
     first = Op(record_call, log, 5)
