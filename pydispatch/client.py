@@ -8,11 +8,13 @@ on the cluster until they are cancelled, shut down or reset.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import threading
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import distributed
 from distributed import Future
@@ -143,6 +145,23 @@ class DaskOutcome:
         return self.future.done()
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _synchronized(
+    method: Callable[Concatenate[Client, P], R],
+) -> Callable[Concatenate[Client, P], R]:
+    """Run `method` holding the client's lock."""
+
+    @functools.wraps(method)
+    def locked(self: Client, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Client:
     """Submits nodes to the dask scheduler at `scheduler_address` and fetches results."""
 
@@ -166,6 +185,7 @@ class Client:
         self._policy = retry_policy and dataclasses.replace(
             retry_policy, retry_on=tuple(self._ship(p) for p in retry_policy.retry_on)
         )
+        self._lock = threading.RLock()  # runs from several threads share the bookkeeping
         self._futures: dict[str, Future] = {}
         self._nodes: dict[str, DispatchNode] = {}
         self._key_of: dict[int, str] = {}
@@ -208,6 +228,7 @@ class Client:
                 "submit it again to recompute it"
             )
 
+    @_synchronized
     def submit_plan(
         self, plan: Plan, restrictions: Mapping[DispatchNode, Sequence[str]] | None = None
     ) -> tuple[KeyMaker, dict[str, Future]]:
@@ -321,6 +342,7 @@ class Client:
                     outcome.result(timeout)
             raise
 
+    @_synchronized
     def cancel(self, nodes: Iterable[DispatchNode]) -> None:
         """Stop `nodes` and their dependents and forget their results."""
         self._check_running()
@@ -351,6 +373,7 @@ class Client:
         self._dask.run_on_scheduler(protect_replicas, keys=keys)
         self._dask.replicate(futures)
 
+    @_synchronized
     def shutdown(self) -> None:
         """Forget everything this client submitted and disconnect; a second call raises."""
         if self.status != "running":

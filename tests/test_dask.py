@@ -222,6 +222,24 @@ def test_running_a_failed_node_again_runs_it_again(executor: DaskExecutor, tmp_p
     assert second.unwrap().result() == "ok after 2"
 
 
+def test_runs_from_several_threads_share_one_executor(executor: DaskExecutor) -> None:
+    outcomes: dict[int, object] = {}
+
+    def run(i: int) -> None:
+        chain = Op(slowinc, i * 1000)
+        for _ in range(20):
+            chain = Op(slowinc, chain)
+        (r,) = executor.run([chain], timeout=120)
+        outcomes[i] = r.unwrap().result()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(150)
+    assert outcomes == {i: i * 1000 + 21 for i in range(4)}
+
+
 def test_identical_nodes_share_a_key_across_clients(dask_cluster: Cluster, tmp_path: Path) -> None:
     log = str(tmp_path / "calls")
     first = Op(record_call, log, 5)
