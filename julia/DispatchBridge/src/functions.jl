@@ -51,14 +51,19 @@ function resolve(spec::Py)
         uuid = getstr(spec, 2)
         return get!(() -> resolve_ref(path, uuid), FUNCTIONS, "ref:$(uuid):$(path)")
     elseif kind == "serialized"
-        return get!(FUNCTIONS, "serialized:" * getstr(spec, 1)) do
-            for p in pygetitem(spec, 3)
-                Base.require(Base.PkgId(Base.UUID(getstr(p, 0)), getstr(p, 1)))
-            end
-            deserialize_loading(pyconvert(Vector{UInt8}, pygetitem(spec, 2)))
-        end
+        digest = getstr(spec, 1)
+        # An empty digest (a spec straight from `funcspec`) cannot key the cache.
+        isempty(digest) && return load_serialized(spec)
+        return get!(() -> load_serialized(spec), FUNCTIONS, "serialized:" * digest)
     end
     throw(ArgumentError("unknown Julia function spec kind $(repr(kind))"))
+end
+
+function load_serialized(spec::Py)
+    for p in pygetitem(spec, 3)
+        Base.require(Base.PkgId(Base.UUID(getstr(p, 0)), getstr(p, 1)))
+    end
+    return deserialize_loading(pyconvert(Vector{UInt8}, pygetitem(spec, 2)))
 end
 
 function resolve_ref(path::String, uuid::String)
