@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -14,6 +15,8 @@ from ..progress import Progress, make_progress
 from ..results import DependencyError, Result
 from .plan import Plan
 from .retry import Backoff, RetryPolicy, RetryPredicate
+
+logger = logging.getLogger("pydispatch")
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Executor(ABC):
         ):
             raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
         plan = Plan.build(graph_or_nodes, inputs, input_map)
+        logger.debug("%r: executing %d graph nodes", self, len(plan.order))
         reporter = make_progress(progress)
         reporter.start(plan)
         try:
@@ -81,6 +85,9 @@ class Executor(ABC):
             )
         finally:
             reporter.finish()
+        logger.debug(
+            "%r: all %d nodes executed, %d failed", self, len(plan.order), len(report.failures)
+        )
         if throw_error and report.first_failure is not None:
             raise report.first_failure
         return [

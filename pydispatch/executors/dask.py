@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -21,8 +20,6 @@ from ..shipping import ShipMode
 from .base import Executor, RunReport
 from .plan import Plan
 from .retry import Backoff, RetryPredicate
-
-logger = logging.getLogger("pydispatch")
 
 CHECK_EVERY = 2.0
 """Seconds between checks, while waiting, that the scheduler and a worker are there."""
