@@ -21,6 +21,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+"""What a node computes: `(func, args, kwargs)`, nodes among the args standing for values."""
+
+
 class Outcome(Protocol):
     """What an executor leaves on a node: something that yields its value."""
 
@@ -53,7 +57,7 @@ class DispatchNode:
         """The nodes whose values this node needs, in argument order."""
         return ()
 
-    def call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self) -> Call:
         """`(func, args, kwargs)`; nodes among the top-level args stand for their values."""
         raise NotImplementedError
 
@@ -109,7 +113,7 @@ class Op(DispatchNode):
         deps.extend(v for v in self.kwargs.values() if isinstance(v, DispatchNode))
         return tuple(deps)
 
-    def call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self) -> Call:
         return self.func, self.args, self.kwargs
 
     def set_label(self, label: str) -> str:
@@ -125,7 +129,7 @@ class DataNode(DispatchNode):
         self.value = value
         self.label = "data"
 
-    def call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self) -> Call:
         return _identity, (self.value,), {}
 
     def __repr__(self) -> str:
@@ -149,7 +153,7 @@ class IndexNode(DispatchNode):
     def dependencies(self) -> tuple[DispatchNode, ...]:
         return (self.node,)
 
-    def call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self) -> Call:
         return operator.getitem, (self.node, self.index), {}
 
 
@@ -173,7 +177,7 @@ class CollectNode(DispatchNode):
     def dependencies(self) -> tuple[DispatchNode, ...]:
         return tuple(self.nodes)
 
-    def call(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self) -> Call:
         return collect, tuple(self.nodes), {}
 
     def set_label(self, label: str) -> str:

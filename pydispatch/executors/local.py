@@ -15,13 +15,13 @@ import pickle
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import cloudpickle
 
-from ..graph import DispatchNode
+from ..graph import Call, DispatchNode
 from ..progress import Progress
 from ..results import DependencyError, DispatcherError, RunTimeoutError
 from .base import Executor, RunReport
@@ -90,14 +90,8 @@ class PoolExecutor(Executor):
     def _new_pool(self) -> cf.Executor: ...
 
     @abstractmethod
-    def _submit(
-        self,
-        pool: cf.Executor,
-        node: DispatchNode,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> cf.Future[Any]: ...
+    def _submit(self, pool: cf.Executor, node: DispatchNode, call: Call) -> cf.Future[Any]:
+        """Start `call` (arguments resolved to values) in `pool`."""
 
     def _pool_or_new(self) -> cf.Executor:
         with self._pool_lock:
@@ -218,7 +212,7 @@ class _Run:
         args, kwargs = _resolve(args, kwargs, self.values)
         pool = self.executor._pool_or_new()
         try:
-            future = self.executor._submit(pool, node, func, args, kwargs)
+            future = self.executor._submit(pool, node, (func, args, kwargs))
         except BrokenProcessPool as err:
             self.executor._replace_broken_pool(pool)
             future = cf.Future()
@@ -306,14 +300,8 @@ class AsyncExecutor(PoolExecutor):
             max_workers=self.max_workers or 32, thread_name_prefix="pydispatch-async"
         )
 
-    def _submit(
-        self,
-        pool: cf.Executor,
-        node: DispatchNode,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> cf.Future[Any]:
+    def _submit(self, pool: cf.Executor, node: DispatchNode, call: Call) -> cf.Future[Any]:
+        func, args, kwargs = call
         return pool.submit(func, *args, **kwargs)
 
 
@@ -375,16 +363,9 @@ class ParallelExecutor(PoolExecutor):
             mp_context=multiprocessing.get_context("spawn"),
         )
 
-    def _submit(
-        self,
-        pool: cf.Executor,
-        node: DispatchNode,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> cf.Future[Any]:
+    def _submit(self, pool: cf.Executor, node: DispatchNode, call: Call) -> cf.Future[Any]:
         try:
-            payload = cloudpickle.dumps((func, args, kwargs))
+            payload = cloudpickle.dumps(call)
         except Exception as err:
             problem = DispatcherError(
                 f"cannot pickle the function or arguments of node {node.label!r} to send "
