@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,13 +158,8 @@ def test_dispatchbridge_pkg_test(instantiated: None) -> None:
     run_julia("using Pkg; Pkg.test()", timeout=STARTUP)
 
 
-def test_pydispatch_run_takes_a_julia_graph_file(address: str, tmp_path: Path) -> None:
-    graph = tmp_path / "graph.jl"
-    graph.write_text(
-        "import Dispatcher\n"
-        "three = Dispatcher.Op(() -> 3)\n"
-        "outputs = [Dispatcher.Op(max, three, 4)]\n"
-    )
+def test_pydispatch_run_takes_a_julia_graph_file(address: str) -> None:
+    graph = BRIDGE.parents[1] / "examples" / "julia" / "graph.jl"
     env = {**os.environ, **_worker_env()}
     done = subprocess.run(
         [sys.executable, "-m", "pydispatch", "run", str(graph), "--scheduler", address, "--json"],
