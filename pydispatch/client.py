@@ -28,6 +28,7 @@ from .connection import (
     check_seconds,
     check_tls_config,
     connect_error,
+    is_tls_mismatch,
     normalize_address,
 )
 from .dask_graph import build_tasks, with_restrictions
@@ -200,8 +201,10 @@ class Client:
                 set_as_default=False,
                 name=self.id,
             )
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             self.status = "closed"
+            if isinstance(err, ValueError) and not is_tls_mismatch(self.scheduler_address, err):
+                raise
             raise connect_error(self.scheduler_address, connect_timeout, err) from None
         self.status = "running"
 

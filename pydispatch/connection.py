@@ -57,6 +57,18 @@ def _chain(err: BaseException) -> list[BaseException]:
     return seen
 
 
+def is_tls_mismatch(address: str, err: BaseException) -> bool:
+    """Whether `err`, met connecting to `address`, is a TLS handshake gone wrong.
+
+    tornado sometimes reports a plain scheduler answering a TLS client as a
+    `ValueError` ("IOStream is not idle; cannot convert to SSL") rather than an
+    SSL error, depending on which side writes first.
+    """
+    return address.startswith("tls://") and any(
+        isinstance(e, ssl.SSLError) or "SSL" in str(e) for e in _chain(err)
+    )
+
+
 def connect_error(
     address: str, timeout: float, err: BaseException, role: str = "client"
 ) -> SchedulerUnreachableError:

@@ -9,7 +9,13 @@ from typing import Any
 import distributed
 
 from .address import Address
-from .connection import check_seconds, check_tls_config, connect_error, normalize_address
+from .connection import (
+    check_seconds,
+    check_tls_config,
+    connect_error,
+    is_tls_mismatch,
+    normalize_address,
+)
 from .results import DispatcherError
 
 
@@ -47,9 +53,13 @@ class Worker:
         except BaseException as err:
             started.cancel()
             self._stop_loop()
-            if isinstance(err, RuntimeError) and isinstance(err.__cause__, OSError):
-                err = err.__cause__  # dask's "Worker failed to start."
-            if isinstance(err, OSError) and self.scheduler_address.startswith("tls://"):
+            address = self.scheduler_address
+            cause = err.__cause__
+            if isinstance(err, RuntimeError) and cause is not None:
+                if isinstance(cause, OSError) or is_tls_mismatch(address, cause):
+                    err = cause  # unwrap dask's "Worker failed to start."
+            tls = address.startswith("tls://")
+            if is_tls_mismatch(address, err) or (tls and isinstance(err, OSError)):
                 raise connect_error(self.scheduler_address, start_timeout, err, "worker") from None
             if isinstance(err, (OSError, TimeoutError)):
                 raise DispatcherError(

@@ -249,3 +249,16 @@ def test_local_secure_cluster_speaks_only_tls_on_loopback() -> None:
             Client(ex.scheduler_address.replace("tls://", "tcp://"), connect_timeout=5)
         with pytest.raises(TLSError):
             Client(ex.scheduler_address, connect_timeout=5)
+
+
+def test_tornados_value_error_for_a_plain_peer_counts_as_a_tls_mismatch() -> None:
+    # Depending on who writes first, tornado reports a plain scheduler answering a
+    # TLS client as this ValueError instead of an SSL error (a race seen in CI).
+    from pydispatch.connection import connect_error, is_tls_mismatch
+
+    race = ValueError("IOStream is not idle; cannot convert to SSL")
+    assert is_tls_mismatch("tls://127.0.0.1:1", race)
+    assert not is_tls_mismatch("tcp://127.0.0.1:1", race)
+    assert not is_tls_mismatch("tls://127.0.0.1:1", ValueError("bad value"))
+    error = connect_error("tls://127.0.0.1:1", 5, race)
+    assert isinstance(error, TLSError) and "does not speak TLS" in str(error)
