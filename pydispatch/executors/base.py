@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -35,6 +36,9 @@ class RunReport:
 class Executor(ABC):
     """Runs dispatch graphs. Subclasses implement `_execute` for a plan."""
 
+    default_retry_on: tuple[RetryPredicate, ...] = ()
+    """Predicates an executor always checks, before the user's `retry_on`."""
+
     def __init__(
         self,
         retries: int = 0,
@@ -42,7 +46,8 @@ class Executor(ABC):
         *,
         backoff: Backoff | None = None,
     ):
-        self._policy = RetryPolicy.checked(retries, retry_on, backoff)
+        policy = RetryPolicy.checked(retries, retry_on, backoff)
+        self._policy = dataclasses.replace(policy, retry_on=self.default_retry_on + policy.retry_on)
 
     @property
     def retries(self) -> int:

@@ -336,19 +336,7 @@ class ParallelExecutor(PoolExecutor):
     predicates in `retry_on` are checked after that default one.
     """
 
-    def __init__(
-        self,
-        retries: int = 5,
-        retry_on: Iterable[RetryPredicate] = (),
-        *,
-        max_workers: int | None = None,
-        backoff: Backoff | None = None,
-    ):
-        if callable(retry_on):
-            retry_on = (retry_on,)
-        super().__init__(
-            retries, (_worker_died, *retry_on), max_workers=max_workers, backoff=backoff
-        )
+    default_retry_on = (_worker_died,)
 
     def _stop_running(self, pool: cf.Executor) -> None:
         # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
