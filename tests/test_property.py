@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from pydispatch import (
     AsyncExecutor,
     Backoff,
-    DaskExecutor,
     CollectNode,
+    DaskExecutor,
     DataNode,
     DependencyError,
     DispatchGraph,
