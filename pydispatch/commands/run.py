@@ -11,8 +11,9 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..results import DependencyError, DispatcherError, RunTimeoutError
-from . import EXIT_FAILED, EXIT_OK, CommandError
+from ..errors import CommandError, DependencyError, DispatcherError, RunTimeoutError
+from ..tracebacks import skip_own_frames
+from . import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from ..executors.base import Executor
@@ -95,7 +96,8 @@ def _one_line(err: BaseException) -> str:
 
 
 def _load(path: str) -> GraphFile:
-    from ..runfile import GraphFileError, load_graph_file
+    from ..errors import GraphFileError
+    from ..runfile import load_graph_file
 
     try:
         return load_graph_file(path)
@@ -112,14 +114,7 @@ def _load(path: str) -> GraphFile:
 
 def _user_traceback(err: BaseException) -> list[str]:
     """The traceback of `err` without the frames of pydispatch and runpy above the user's file."""
-    tb = err.__traceback__
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pydispatch/
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not (filename.startswith(here) or filename.startswith("<frozen")):
-            break
-        tb = tb.tb_next
-    return traceback.format_exception(type(err), err, tb)
+    return traceback.format_exception(type(err), err, skip_own_frames(err.__traceback__))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -130,7 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "workers on that cluster instead (pydispatch worker ADDRESS --nworkers N)"
         )
     if args.visualize:
-        from ..visualize import VisualizationError, check_can_draw
+        from ..errors import VisualizationError
+        from ..visualize import check_can_draw
 
         try:
             check_can_draw(args.visualize)
@@ -208,7 +204,8 @@ def _execute(
 
 
 def _draw(graph_file: GraphFile, path: str) -> str | None:
-    from ..visualize import VisualizationError, visualize
+    from ..errors import VisualizationError
+    from ..visualize import visualize
 
     try:
         return str(visualize(graph_file.graph(), path))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import threading
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -20,26 +18,32 @@ import distributed
 from distributed import Future
 from distributed.client import _wait as _wait_futures
 
-from .address import Address
-from .connection import (
+from ..address import Address
+from ..errors import (
+    CancelledError,
+    DependencyError,
+    DispatcherError,
     SchedulerLostError,
     SchedulerUnreachableError,
     TLSError,
+    UnpicklableResultError,
+)
+from ..graph import DispatchNode, _check_nodes
+from ..plan import Plan
+from ..retry import RetryPolicy
+from ..tracebacks import format_user_frames
+from .connection import (
     check_seconds,
     check_tls_config,
     connect_error,
     is_tls_mismatch,
     normalize_address,
 )
-from .dask_graph import build_tasks, with_restrictions
-from .executors.plan import Plan
-from .executors.retry import RetryPolicy
-from .graph import DispatchNode, _check_nodes
 from .keys import KeyMaker
 from .replication import protect_replicas
-from .results import CancelledError, DependencyError, DispatcherError
 from .shipping import ShipMode, Shipper
-from .transfer import UnpicklableResultError, _CheckingShipper
+from .tasks import build_tasks, with_restrictions
+from .transfer import _CheckingShipper
 
 __all__ = [
     "Client",
@@ -88,23 +92,13 @@ class _DaskClient(distributed.Client):
                 state.cancel(reason=reason, msg=msg)
 
 
-_OWN_FRAMES = (
-    os.path.join("pydispatch", "shipping.py"),
-    os.path.join("pydispatch", "dask_graph.py"),
-    os.path.join("pydispatch", "executors", "retry.py"),
-)
-
-
 def remote_trace(future: Future) -> str:
     """The remote traceback text of a failed future, without pydispatch's own frames."""
     try:
         tb = future.traceback()
     except Exception:
         return ""
-    if tb is None:
-        return ""
-    frames = [f for f in traceback.extract_tb(tb) if not f.filename.endswith(_OWN_FRAMES)]
-    return "".join(traceback.format_list(frames))
+    return format_user_frames(tb)
 
 
 class DaskOutcome:
