@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .graph import DispatchNode
+
+class DispatchNode(Protocol):
+    """What an error needs of a node: its label (errors sit below the graph module)."""
+
+    label: str
+
 
 __all__ = [
     "CancelledError",

@@ -51,7 +51,8 @@ class DispatchNode:
     """A node of a dispatch graph. Subclasses say what it computes."""
 
     label: str
-    _outcome: Outcome | None = None
+    outcome: Outcome | None = None
+    """What the last run left on this node (set by executors; read through `result`)."""
 
     def dependencies(self) -> tuple[DispatchNode, ...]:
         """The nodes whose values this node needs, in argument order."""
@@ -63,11 +64,11 @@ class DispatchNode:
 
     def result(self, timeout: float | None = None) -> Any:
         """The node's value after a run; raises its `DependencyError` if it failed."""
-        return (self._outcome or _NotRun(self)).result(timeout)
+        return (self.outcome or _NotRun(self)).result(timeout)
 
     def done(self) -> bool:
         """Whether the last run of this node has finished (successfully or not)."""
-        return self._outcome is not None and self._outcome.done()
+        return self.outcome is not None and self.outcome.done()
 
     def __getitem__(self, index: Any) -> IndexNode:
         return IndexNode(self, index)
@@ -247,8 +248,8 @@ class DispatchGraph:
         self._children: list[set[int]] = []
         self._parents: list[set[int]] = []
         outputs = [outputs] if isinstance(outputs, DispatchNode) else list(outputs)
-        stop = {id(node) for node in _check_nodes(inputs, "inputs")}
-        to_visit = list(_check_nodes(outputs, "outputs"))
+        stop = {id(node) for node in check_nodes(inputs, "inputs")}
+        to_visit = list(check_nodes(outputs, "outputs"))
         for node in to_visit:
             self.add(node)
         visited: set[int] = set()
@@ -415,7 +416,8 @@ class DispatchGraph:
         return f"DispatchGraph({len(self)} nodes, {edges} edges)"
 
 
-def _check_nodes(nodes: Iterable[Any], what: str) -> list[DispatchNode]:
+def check_nodes(nodes: Iterable[Any], what: str) -> list[DispatchNode]:
+    """`nodes` as a list, or a `TypeError` naming `what` when it is not a list of nodes."""
     if isinstance(nodes, DispatchNode):
         raise TypeError(
             f"{what} must be a list of nodes, got the single node {nodes!r}: pass [node]"

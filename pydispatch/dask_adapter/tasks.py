@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from dask._task_spec import DataNode as DaskDataNode
-from dask._task_spec import GraphNode, Task, TaskRef
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.task_spec import DataNode as DaskDataNode
+from dask.task_spec import GraphNode, Task, TaskRef
 
 from ..graph import DataNode, DispatchNode
 from ..retry import RetryPolicy

@@ -158,7 +158,7 @@ class _Run:
 
     def go(self) -> RunReport:
         for node in self.plan.order:
-            node._outcome = None
+            node.outcome = None
             deps = self.plan.dependencies(node)
             self.missing[node] = len(deps)
             for dep in deps:
@@ -175,8 +175,8 @@ class _Run:
             self._loop()
         finally:
             for node in self.plan.order:
-                if node._outcome is None:
-                    node._outcome = NotStarted(node, "the run stopped before it started")
+                if node.outcome is None:
+                    node.outcome = NotStarted(node, "the run stopped before it started")
         return self.report
 
     def _stopping(self) -> bool:
@@ -250,11 +250,11 @@ class _Run:
 
     def _succeed(self, node: DispatchNode, value: Any) -> None:
         self.values[node] = value
-        node._outcome = Settled(value)
+        node.outcome = Settled(value)
         self.progress.node_finished(node, True)
         for child in self.dependents[node]:
             self.missing[child] -= 1
-            if self.missing[child] == 0 and child._outcome is None:
+            if self.missing[child] == 0 and child.outcome is None:
                 self.ready.append(child)
 
     def _fail(self, node: DispatchNode, error: DependencyError) -> None:
@@ -262,15 +262,15 @@ class _Run:
         failing = [(node, error)]
         while failing:
             node, error = failing.pop()
-            if node._outcome is not None:
+            if node.outcome is not None:
                 continue
             self.report.fail(node, error)
-            node._outcome = Settled(error=error)
+            node.outcome = Settled(error=error)
             self.progress.node_finished(node, False)
             failing.extend(
                 (child, DependencyError(error, error.trace, child))
                 for child in reversed(self.dependents[node])
-                if child._outcome is None
+                if child.outcome is None
             )
 
     def _time_out(self) -> None:
@@ -279,7 +279,7 @@ class _Run:
         )
         for future, (node, _) in self.running.items():
             future.cancel()
-            node._outcome = NotStarted(node, "the run timed out while it was running")
+            node.outcome = NotStarted(node, "the run timed out while it was running")
         self.executor._replace_broken_pool(stop=True)
         names = ", ".join(repr(n.label) for n in waiting[:5])
         more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
