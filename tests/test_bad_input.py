@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster
+from real_cluster import Cluster
 
 from pydispatch import (
     Address,

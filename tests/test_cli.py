@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Cluster, end_process, free_port, wait_until
+from real_cluster import Cluster, end_process, free_port, wait_until
 
 from pydispatch import AsyncExecutor, DispatchGraph, __version__, cli
 from pydispatch.commands import run as run_command

@@ -23,6 +23,7 @@ from ..errors import (
     CancelledError,
     DependencyError,
     DispatcherError,
+    ExecutorError,
     SchedulerLostError,
     SchedulerUnreachableError,
     TLSError,
@@ -38,7 +39,7 @@ from .ledger import Ledger
 from .replication import protect_replicas
 from .session import SchedulerTarget, Session
 from .shipping import ShipMode, Shipper
-from .tasks import build_tasks, with_restrictions
+from .tasks import build_tasks, with_annotations
 from .transfer import CheckingShipper
 
 __all__ = [
@@ -242,8 +243,7 @@ class Client:
         for node in plan.order:
             self._ledger.record(node, keys(node), (keys(d) for d in plan.dependencies(node)))
         if tasks:
-            key_restrictions = {keys(n): list(w) for n, w in (restrictions or {}).items()}
-            graph = with_restrictions(tasks, key_restrictions)
+            graph = with_annotations(tasks, self._annotations(plan, keys, tasks, restrictions))
             new = dask.get(graph, list(tasks), sync=False)
             for key, future in zip(tasks, new, strict=True):
                 self._ledger.hold(key, future)
@@ -253,6 +253,66 @@ class Client:
             future = futures.setdefault(key, cast(Future, self._ledger.future(key)))
             node.outcome = DaskOutcome(self, node, future)
         return keys, futures
+
+    def _annotations(
+        self,
+        plan: Plan,
+        keys: KeyMaker,
+        tasks: Mapping[str, Any],
+        restrictions: Mapping[DispatchNode, Sequence[str]] | None,
+    ) -> dict[str, dict[str, Any]]:
+        """The dask annotations of each new task: the node's own, and `submit(workers=)`."""
+        found: dict[str, dict[str, Any]] = {}
+        for node in plan.order:
+            key = keys(node)
+            if key not in tasks or key in found:
+                continue
+            wanted = node.annotations()
+            if restrictions and node in restrictions:
+                wanted["workers"] = list(restrictions[node])
+            if wanted:
+                found[key] = wanted
+        if found:
+            self._check_placeable(found, plan, keys)
+        return found
+
+    def _check_placeable(
+        self, annotations: Mapping[str, Mapping[str, Any]], plan: Plan, keys: KeyMaker
+    ) -> None:
+        """`ExecutorError` for a node no connected worker can ever run (resources, workers).
+
+        dask would keep such a task waiting forever. With no worker connected at all,
+        nothing is decided: the run waits for workers as usual.
+        """
+        workers = self._session.dask.scheduler_info(n_workers=-1)["workers"]
+        if not workers:
+            return
+        labels = {keys(n): n.label for n in plan.order}
+        for key, wanted in annotations.items():
+            needed = wanted.get("resources") or {}
+            if needed and not any(
+                all(info.get("resources", {}).get(r, 0) >= amount for r, amount in needed.items())
+                for info in workers.values()
+            ):
+                offered = sorted(
+                    {r for info in workers.values() for r in info.get("resources", {})}
+                )
+                raise ExecutorError(
+                    f"node {labels[key]!r} needs the worker resources {needed}, and no worker "
+                    f"connected to {self.scheduler_address} has them (resources offered: "
+                    f"{', '.join(offered) or 'none'}); start a worker with them, e.g. "
+                    f"`pydispatch worker {self.scheduler_address} -- --resources "
+                    f'"{" ".join(f"{r}={a}" for r, a in needed.items())}"`'
+                )
+            placement = wanted.get("workers")
+            if placement and not any(
+                normalize_address(w) in workers or w in workers for w in placement
+            ):
+                raise ExecutorError(
+                    f"node {labels[key]!r} must run on {', '.join(placement)}, and no such "
+                    f"worker is connected to {self.scheduler_address} (connected: "
+                    f"{', '.join(sorted(workers))}); set node.workers to a connected worker"
+                )
 
     def _held(self, key: str, failed: list[Future]) -> bool:
         """Whether this client holds a live future for `key` (failed ones go to `failed`)."""
