@@ -8,6 +8,7 @@ coordinates; values come back to it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import graphlib
 import heapq
 import itertools
 import os
@@ -148,7 +149,7 @@ class _Run:
         self.progress = progress
         self.report = RunReport()
         self.values: dict[DispatchNode, Any] = {}
-        self.missing: dict[DispatchNode, int] = {}
+        self.sorter: graphlib.TopologicalSorter[DispatchNode] = graphlib.TopologicalSorter()
         self.dependents: dict[DispatchNode, list[DispatchNode]] = {n: [] for n in plan.order}
         self.ready: list[DispatchNode] = []
         self.running: dict[cf.Future[Any], tuple[DispatchNode, int]] = {}
@@ -160,24 +161,27 @@ class _Run:
         for node in self.plan.order:
             node.outcome = None
             deps = self.plan.dependencies(node)
-            self.missing[node] = len(deps)
+            self.sorter.add(node, *deps)
             for dep in deps:
                 self.dependents[dep].append(node)
-        # Sources first: settling a given node below makes its dependents ready, and
-        # they must not be queued a second time.
-        self.ready = [
-            n for n in self.plan.order if n not in self.plan.given and self.missing[n] == 0
-        ]
-        for node in self.plan.order:
-            if node in self.plan.given:
-                self._succeed(node, self.plan.given[node])
+        self.sorter.prepare()
         try:
+            self._take_ready()
             self._loop()
         finally:
             for node in self.plan.order:
                 if node.outcome is None:
                     node.outcome = NotStarted(node, "the run stopped before it started")
         return self.report
+
+    def _take_ready(self) -> None:
+        """Queue the nodes whose dependencies are all done; given nodes settle at once."""
+        while batch := self.sorter.get_ready():
+            for node in batch:
+                if node in self.plan.given:
+                    self._succeed(node, self.plan.given[node])
+                elif node.outcome is None:
+                    self.ready.append(node)
 
     def _stopping(self) -> bool:
         return self.throw_error and self.report.first_failure is not None
@@ -200,6 +204,7 @@ class _Run:
             for future in done:
                 node, attempt = self.running.pop(future)
                 self._finished(node, attempt, future)
+            self._take_ready()
             if (
                 self.deadline is not None
                 and time.monotonic() >= self.deadline
@@ -252,10 +257,7 @@ class _Run:
         self.values[node] = value
         node.outcome = Settled(value)
         self.progress.node_finished(node, True)
-        for child in self.dependents[node]:
-            self.missing[child] -= 1
-            if self.missing[child] == 0 and child.outcome is None:
-                self.ready.append(child)
+        self.sorter.done(node)
 
     def _fail(self, node: DispatchNode, error: DependencyError) -> None:
         # Iterative, not recursive: a long chain below a failure must not overflow the stack.
