@@ -456,13 +456,27 @@ class DispatchGraph:
     def visualize(self, path: str | os.PathLike[str], states: Any = None, **options: Any) -> Any:
         """Draw the graph into `path` (.svg, .png, .pdf; .dot for the source), each node
         coloured by its state after a run; see `pydispatch.visualize.visualize`."""
-        from .visualize import visualize
-
-        return visualize(self, path, states, **options)
+        return _drawer[0](self, path, states, **options)
 
     def __repr__(self) -> str:
         edges = sum(len(c) for c in self._children)
         return f"DispatchGraph({len(self)} nodes, {edges} edges)"
+
+
+def _no_drawer(*args: Any, **kwargs: Any) -> Any:
+    raise DispatcherError("no graph drawer is registered: import pydispatch.visualize")
+
+
+_drawer: list[Callable[..., Any]] = [_no_drawer]
+
+
+def register_drawer(draw: Callable[..., Any]) -> None:
+    """Make `draw(graph, path, states, **options)` what `DispatchGraph.visualize` calls.
+
+    The graph knows nothing of graphviz: `pydispatch.visualize` registers itself
+    when `pydispatch` is imported.
+    """
+    _drawer[0] = draw
 
 
 def check_nodes(nodes: Iterable[Any], what: str) -> list[DispatchNode]:
