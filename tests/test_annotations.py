@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -10,38 +9,9 @@ from pathlib import Path
 
 import pytest
 from real_cluster import Cluster
+from tasks import fail_first, stamp, wait_for_file, where_am_i
 
 from pydispatch import DaskExecutor, ExecutorError, Op, annotate, op
-
-
-def where() -> str:
-    """The address of the worker running this task."""
-    from distributed import get_worker
-
-    return str(get_worker().address)
-
-
-def stamp(i: int) -> int:
-    """When this task ran (monotonic ns: one worker process, so comparable)."""
-    time.sleep(0.01)
-    return time.monotonic_ns()
-
-
-def wait_for_file(path: str) -> int:
-    """Hold the worker's only thread until `path` exists (bounded)."""
-    deadline = time.monotonic() + 30
-    while not os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return 0
-
-
-def flaky(path: str) -> str:
-    """Fail the first two calls (counted in `path`), then succeed."""
-    count = int(Path(path).read_text()) if os.path.exists(path) else 0
-    Path(path).write_text(str(count + 1))
-    if count < 2:
-        raise RuntimeError(f"flaky call {count}")
-    return f"ok after {count} failures"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +33,7 @@ def gpu_worker(cluster: Cluster) -> str:
 
 def test_a_resource_restricted_node_runs_only_where_the_resource_is(gpu_cluster):
     with DaskExecutor(gpu_cluster.address) as ex:
-        nodes = [Op(where) for _ in range(6)]
+        nodes = [Op(where_am_i) for _ in range(6)]
         for node in nodes:
             node.pure = False  # six separate tasks
             node.resources = {"GPU": 1}
@@ -98,10 +68,7 @@ def test_annotate_block_and_op_decorator_set_node_attributes():
 
 
 def test_resource_annotation_via_op_decorator_reaches_dask(gpu_cluster):
-    @op(resources={"GPU": 1}, pure=False)
-    def where_gpu() -> str:
-        return where()
-
+    where_gpu = op(resources={"GPU": 1}, pure=False)(where_am_i)
     with DaskExecutor(gpu_cluster.address) as ex:
         nodes = [where_gpu() for _ in range(4)]
         ex.run(nodes)
@@ -128,7 +95,7 @@ def test_placement_is_honoured(dask_cluster):
     target = dask_cluster.worker_addresses()[1]
     with DaskExecutor(dask_cluster.address) as ex:
         with annotate(workers=target):
-            nodes = [Op(where) for _ in range(6)]
+            nodes = [Op(where_am_i) for _ in range(6)]
         for node in nodes:
             node.pure = False
         ex.run(nodes)
@@ -183,11 +150,11 @@ def _wait_queued(client, count: int) -> None:
 def test_plain_retries_use_dask_retries(dask_cluster, tmp_path):
     counter = str(tmp_path / "count")
     with DaskExecutor(dask_cluster.address) as ex:  # retries=0: only dask retries
-        node = Op(flaky, counter)
+        node = Op(fail_first, counter, 2, RuntimeError)
         node.retries = 2
         (result,) = ex.run([node])
-        assert result.unwrap().result() == "ok after 2 failures"
-        again = Op(flaky, str(tmp_path / "other"))
+        assert result.unwrap().result() == "ok after 3"
+        again = Op(fail_first, str(tmp_path / "other"), 2, RuntimeError)
         again.retries = 1
         (failed,) = ex.run([again], throw_error=False)
-        assert failed.is_error and "flaky call 1" in str(failed.error)
+        assert failed.is_error and "attempt 2 fails" in str(failed.error)

@@ -10,7 +10,7 @@ import re
 import threading
 
 import pytest
-from helpers_local import MyType, add, edges_by_number, inc, mul
+from tasks import MyType, add, edges_by_number, inc, mul
 
 from pydispatch import (
     CollectNode,

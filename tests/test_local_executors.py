@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from helpers_local import (
+from tasks import (
     ApplicationError,
     FlakyError,
     add,

@@ -17,6 +17,7 @@ import distributed
 import psutil
 import pytest
 from real_cluster import Cluster, TLSFiles, end_process, wait_until
+from tasks import where_am_i
 
 from pydispatch import (
     Address,
@@ -30,10 +31,6 @@ from pydispatch import (
 )
 
 CONNECT_TIMEOUT = 5.0
-
-
-def where_am_i() -> str:
-    return str(distributed.get_worker().address)
 
 
 def _max_graph() -> Op:

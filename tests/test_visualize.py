@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from tasks import boom, three
 
 from pydispatch import AsyncExecutor, CollectNode, DataNode, DispatchGraph, Op
 from pydispatch.visualize import (
@@ -20,14 +21,6 @@ from pydispatch.visualize import (
 
 SVG = "{http://www.w3.org/2000/svg}"
 COLOURS = {DONE: "#b7e4a7", FAILED: "#f5a3a3", NOT_RUN: "#eeeeee"}
-
-
-def three() -> int:
-    return 3
-
-
-def boom(x: int) -> int:
-    raise ValueError(f"bad {x}")
 
 
 def _graph() -> tuple[DispatchGraph, dict[str, Op]]:

@@ -1,13 +1,15 @@
-"""Helpers shared by the local (graph, executor, property) tests.
+"""The task functions of the tests, defined once.
 
-Functions here are module-level so that `ParallelExecutor` can ship them to
-its worker processes.
+Module-level, so that `ParallelExecutor` worker processes can load them; dask
+workers cannot import this module, so pydispatch ships them by value, as it does
+a user's script.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +231,62 @@ def hang_after_recording_pid(path: str, limit: float = 60.0) -> None:
         f.write(str(os.getpid()))
     os.replace(path + ".tmp", path)
     time.sleep(limit)
+
+
+# ---------------------------------------------------------------- on dask workers
+
+
+def half(x: float) -> float:
+    return x / 2
+
+
+def where_am_i(_: object = None) -> str:
+    """The address of the dask worker running this task."""
+    import distributed
+
+    return str(distributed.get_worker().address)
+
+
+def record_call(path: str, value: int) -> int:
+    with open(path, "a") as log:
+        log.write(f"{value}\n")
+    return value
+
+
+def fail_first(path: str, times: int, exc_type: type[Exception] = ConnectionError) -> str:
+    """Fails `times` times (counted in a file), then succeeds."""
+    count = int(Path(path).read_text()) if Path(path).exists() else 0
+    Path(path).write_text(str(count + 1))
+    if count < times:
+        raise exc_type(f"attempt {count + 1} fails")
+    return f"ok after {count + 1}"
+
+
+def wait_for_file(path: str, value: int = 0) -> int:
+    """Blocks until `path` exists (at most 60 s); returns `value`."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.02)
+    return value
+
+
+def announce_then_wait(announce: str, gate: str, value: int) -> int:
+    Path(announce + ".tmp").write_text(str(os.getpid()))
+    os.replace(announce + ".tmp", announce)
+    return wait_for_file(gate, value)
+
+
+def divide(x: int, y: int) -> float:
+    return x / y
+
+
+def boom(x: int) -> int:
+    raise ValueError(f"bad {x}")
+
+
+def stamp(i: int) -> int:
+    """When this task ran (monotonic ns: comparable within one worker process)."""
+    time.sleep(0.01)
+    return time.monotonic_ns()
