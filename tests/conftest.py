@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,13 @@ from pathlib import Path
 
 import distributed
 import pytest
+
+#: For tests that draw pictures with graphviz's `dot` program: skip, saying how to get it.
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None,
+    reason="needs graphviz's `dot` program, which is not on PATH: install graphviz "
+    "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)",
+)
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Cluster, end_process, free_port, wait_until
+from conftest import Cluster, end_process, free_port, needs_dot, wait_until
 
 from pydispatch import AsyncExecutor, DispatchGraph, __version__, cli
 from pydispatch.commands import run as run_command
@@ -68,7 +68,7 @@ def failing_file(tmp_path: Path) -> Path:
 
 
 def test_cluster_example_on_embedded_cluster(tmp_path: Path) -> None:
-    picture = tmp_path / "cluster.svg"
+    picture = tmp_path / "cluster.dot"  # graphviz source: needs no `dot` program
     proc = pydispatch(
         "run", "examples/cluster.py", "--workers", "2", "--threads", "1",
         "--json", "--visualize", str(picture),
@@ -84,8 +84,11 @@ def test_cluster_example_on_embedded_cluster(tmp_path: Path) -> None:
     final = re.findall(r"^pydispatch: (\d+)/(\d+) finished, [\d.]+s elapsed$", proc.stderr, re.M)
     assert len(final) == 1 and int(final[0][1]) >= 490
     assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
-    texts = {t.text for t in ET.parse(picture).iter(f"{SVG}text")}
-    assert {"load", "load_from_sql", "process", "roll", "compare", "reduction"} <= texts
+    source = picture.read_text()
+    assert source.startswith("digraph pydispatch {")
+    for label in ("load", "load_from_sql", "process", "roll", "compare", "reduction"):
+        assert re.search(rf'label="?{label}"?[ \]]', source), label
+    assert 'fillcolor="#b7e4a7"' in source  # after the run: nodes coloured as done
 
 
 # -- runs on the fixture cluster ------------------------------------------------------
@@ -379,6 +382,18 @@ def test_sibling_modules_are_importable_and_shipped_by_value(tmp_path: Path) -> 
     assert module.__name__ in cloudpickle.list_registry_pickle_by_value()
     cloudpickle.unregister_pickle_by_value(module)
     del sys.modules["helpers_for_cli_test"]
+
+
+@needs_dot
+def test_visualize_draws_an_svg_with_the_states(
+    tmp_path: Path, failing_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_command, "_open_executor", lambda args: AsyncExecutor())
+    picture = tmp_path / "run.svg"
+    assert main_exit_code(["run", str(failing_file), "--quiet", "--visualize", str(picture)]) == 1
+    texts = {t.text for t in ET.parse(picture).iter(f"{SVG}text")}
+    assert {"three", "boom", "max"} <= texts
+    assert any("red: failed" in str(t) for t in texts)
 
 
 def test_quiet_prints_only_the_outputs(
