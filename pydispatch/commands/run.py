@@ -145,10 +145,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     picture: str | None = None
     try:
         address = getattr(executor, "scheduler_address", None)
-        dashboard = getattr(executor, "dashboard_link", None)
+        board = getattr(executor, "dashboard", None)
+        dashboard = getattr(board, "link", None)
         info.line(f"scheduler {address}" if address else "running")
-        if dashboard:
-            info.line(f"dashboard {dashboard}")
+        if board is not None:
+            info.line(f"dashboard {board}")
         reports, run_error = _execute(executor, graph_file.outputs, args)
         if args.visualize:
             picture = _draw(graph_file, args.visualize)
