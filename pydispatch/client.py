@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import threading
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -39,6 +37,7 @@ from .keys import KeyMaker
 from .replication import protect_replicas
 from .results import CancelledError, DependencyError, DispatcherError
 from .shipping import ShipMode, Shipper
+from .traces import user_frames
 from .transfer import UnpicklableResultError, _CheckingShipper
 
 __all__ = [
@@ -88,13 +87,6 @@ class _DaskClient(distributed.Client):
                 state.cancel(reason=reason, msg=msg)
 
 
-_OWN_FRAMES = (
-    os.path.join("pydispatch", "shipping.py"),
-    os.path.join("pydispatch", "dask_graph.py"),
-    os.path.join("pydispatch", "executors", "retry.py"),
-)
-
-
 def remote_trace(future: Future) -> str:
     """The remote traceback text of a failed future, without pydispatch's own frames."""
     try:
@@ -103,8 +95,7 @@ def remote_trace(future: Future) -> str:
         return ""
     if tb is None:
         return ""
-    frames = [f for f in traceback.extract_tb(tb) if not f.filename.endswith(_OWN_FRAMES)]
-    return "".join(traceback.format_list(frames))
+    return "".join(user_frames(tb, remote=True).format())
 
 
 class DaskOutcome:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import TYPE_CHECKING, Generic, TypeVar
+
+from .traces import format_user_exception
 
 if TYPE_CHECKING:
     from .graph import DispatchNode
@@ -48,11 +49,10 @@ class DependencyError(DispatcherError):
 
     @classmethod
     def from_exception(cls, err: BaseException, node: DispatchNode | None) -> DependencyError:
-        """Wrap `err` as raised locally, keeping its traceback text."""
+        """Wrap `err` as raised locally, keeping its traceback text, without pydispatch's frames."""
         if isinstance(err, DependencyError):
             return cls(err, err.trace, node)
-        trace = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-        return cls(err, trace, node)
+        return cls(err, format_user_exception(err), node)
 
     @property
     def root_cause(self) -> BaseException:

@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import distributed
 import psutil
 import pytest
 from conftest import Cluster, end_process, free_port, needs_dot, wait_until
@@ -44,6 +45,45 @@ a = Op(three)
 b = Op(boom, a)
 outputs = [a, b, Op(max, b, a)]
 """
+
+
+# boom's traceback runs through a nested function, a lambda, a helper and a comprehension:
+# each frame must show this file, its line and its source text.
+NESTED_FAILURE = """\
+from pydispatch import Op
+
+
+def helper(values):
+    return [1 / v for v in values]
+
+
+def boom():
+    def inner():
+        check = lambda v: helper([v])  # noqa: E731
+        return check(0)
+
+    return inner()
+
+
+outputs = [Op(boom)]
+"""
+NESTED_FRAMES = [
+    (13, "boom", "return inner()"),
+    (11, "inner", "return check(0)"),
+    (10, "<lambda>", "check = lambda v: helper([v])  # noqa: E731"),
+    (5, "helper", "return [1 / v for v in values]"),
+]
+
+
+def assert_user_traceback(trace: str, path: Path) -> None:
+    """`trace` shows each frame of NESTED_FAILURE with file, line and source; nothing else."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)\n +(.+)', trace)
+    assert [(int(line), name, source.strip()) for _, line, name, source in frames[:4]] == (
+        NESTED_FRAMES
+    ), trace
+    assert {file for file, *_ in frames} == {str(path)}, trace  # no frame of pydispatch's
+    assert "<dynamic-code>" not in trace and "pydispatch" not in trace
+    assert trace.rstrip().endswith("ZeroDivisionError: division by zero"), trace
 
 
 def pydispatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -91,7 +131,59 @@ def test_cluster_example_on_embedded_cluster(tmp_path: Path) -> None:
     assert 'fillcolor="#b7e4a7"' in source  # after the run: nodes coloured as done
 
 
+def test_tracebacks_show_the_users_file_lines_and_source_without_dasks_log(
+    tmp_path: Path,
+) -> None:
+    """On the embedded cluster pydispatch reports a failure once, readably.
+
+    dask's worker log of the failure ("Compute Failed") would repeat it, so it is quiet.
+    """
+    path = tmp_path / "fail.py"
+    path.write_text(NESTED_FAILURE)
+    proc = pydispatch("run", str(path), "--workers", "1", "--threads", "1")
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "FAILED boom: ZeroDivisionError: division by zero" in err
+    assert "Compute Failed" not in err and "distributed.worker - ERROR" not in err, err
+    trace = err.split("traceback of 'boom' (where it ran):\n", 1)[1]
+    trace = trace.split("\npydispatch: ", 1)[0]  # up to the closing summary line
+    assert trace.count("Traceback (most recent call last)") == 1
+    assert_user_traceback(trace, path)
+
+
 # -- runs on the fixture cluster ------------------------------------------------------
+
+
+def test_json_traceback_shows_the_users_frames_and_dask_keeps_its_log_there(
+    dask_cluster: Cluster, tmp_path: Path
+) -> None:
+    path = tmp_path / "fail.py"
+    path.write_text(NESTED_FAILURE)
+    proc = pydispatch("run", str(path), "--scheduler", dask_cluster.address, "--json")
+    assert proc.returncode == 1
+    (boom,) = json.loads(proc.stdout)["outputs"]
+    assert_user_traceback(boom["error"]["traceback"], path)
+    # Not an embedded cluster: its workers' own log of the failure is left alone.
+    with distributed.Client(dask_cluster.address, timeout=10, set_as_default=False) as client:
+        logs = client.get_worker_logs()
+    assert any("Compute Failed" in text for lines in logs.values() for _, text in lines)
+
+
+def test_local_traces_leave_out_pydispatchs_frames(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`DependencyError.trace` of an in-process run: the user's frames, with their carets."""
+    monkeypatch.setattr(run_command, "_open_executor", lambda args: AsyncExecutor())
+    path = tmp_path / "fail.py"
+    path.write_text(NESTED_FAILURE)
+    assert main_exit_code(["run", str(path), "--json", "--quiet"]) == 1
+    (boom,) = json.loads(capsys.readouterr().out)["outputs"]
+    trace = boom["error"]["traceback"]
+    assert "pydispatch" not in trace and "<dynamic-code>" not in trace
+    lines = [line.strip() for line in trace.splitlines()]
+    for number, name, source in NESTED_FRAMES:
+        assert f'File "{path}", line {number}, in {name}' in lines
+        assert source in lines
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ import json
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..results import DependencyError, DispatcherError, RunTimeoutError
+from ..traces import format_user_exception
 from . import EXIT_FAILED, EXIT_OK, CommandError
 
 if TYPE_CHECKING:
@@ -104,22 +104,21 @@ def _load(path: str) -> GraphFile:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:
-        sys.stderr.write("".join(_user_traceback(err)))
+        sys.stderr.write(_user_traceback(err, path))
         raise CommandError(
             f"{path!r} raised {type(err).__name__} while defining its graph (traceback above)"
         ) from None
 
 
-def _user_traceback(err: BaseException) -> list[str]:
-    """The traceback of `err` without the frames of pydispatch and runpy above the user's file."""
+def _user_traceback(err: BaseException, path: str) -> str:
+    """The traceback of `err` from the user's file on, without pydispatch's own frames."""
+    file = os.path.realpath(path)
     tb = err.__traceback__
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pydispatch/
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not (filename.startswith(here) or filename.startswith("<frozen")):
-            break
+    while tb is not None and os.path.realpath(tb.tb_frame.f_code.co_filename) != file:
         tb = tb.tb_next
-    return traceback.format_exception(type(err), err, tb)
+    if tb is not None:  # else (a SyntaxError) the file never ran: keep the whole trace
+        err = err.with_traceback(tb)
+    return format_user_exception(err)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -282,7 +281,7 @@ def _root_trace(error: BaseException) -> tuple[Any, str]:
             inner = inner.err
         trace = inner.trace if isinstance(inner, DependencyError) else ""
         return error.failed_node, trace or error.trace
-    return None, "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return None, format_user_exception(error)
 
 
 def _json_default(value: Any) -> Any:
