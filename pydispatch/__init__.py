@@ -6,39 +6,37 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .address import Address, parse_address
-from .executors import AsyncExecutor, Backoff, Executor, ParallelExecutor
-from .graph import CollectNode, DataNode, DispatchGraph, DispatchNode, IndexNode, Op, op
-from .results import (
+from .errors import (
     CancelledError,
     DependencyError,
     DispatcherError,
     ExecutorError,
-    Result,
+    NoWorkerWarning,
     RunTimeoutError,
+    SchedulerLostError,
+    SchedulerUnreachableError,
+    TLSError,
+    UnpicklableResultError,
 )
+from .executors import AsyncExecutor, Backoff, Executor, ParallelExecutor
+from .graph import CollectNode, DataNode, DispatchGraph, DispatchNode, IndexNode, Op, op
+from .results import Result
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .connection import SchedulerLostError, SchedulerUnreachableError, TLSError
-    from .executors.dask import DaskExecutor, NoWorkerWarning
-    from .keys import get_key
-    from .transfer import UnpicklableResultError
-    from .worker import Worker
+    from .dask_adapter.client import Client
+    from .dask_adapter.keys import get_key
+    from .dask_adapter.worker import Worker
+    from .executors.dask import DaskExecutor
 
 __version__ = "0.1.0"
 
 # Names whose modules import dask.distributed (about a second): loaded on first use,
 # so that `pydispatch --help` and the local executors start fast.
 _LAZY = {
-    "Client": "client",
-    "SchedulerLostError": "connection",
-    "SchedulerUnreachableError": "connection",
-    "TLSError": "connection",
-    "UnpicklableResultError": "transfer",
+    "Client": "dask_adapter.client",
     "DaskExecutor": "executors.dask",
-    "NoWorkerWarning": "executors.dask",
-    "Worker": "worker",
-    "get_key": "keys",
+    "Worker": "dask_adapter.worker",
+    "get_key": "dask_adapter.keys",
 }
 
 

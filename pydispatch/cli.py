@@ -18,9 +18,10 @@ from . import __version__
 if TYPE_CHECKING:
     pass
 
-from .commands import DEFAULT_SCHEDULER, EXIT_INTERRUPTED, CommandError
+from .commands import DEFAULT_SCHEDULER, EXIT_INTERRUPTED
 from .commands.run import cmd_run
 from .commands.worker import cmd_worker, dask_worker_args
+from .errors import CommandError
 
 __all__ = ["CommandError", "build_parser", "dask_worker_args", "main"]
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from .results import DispatcherError
+from .errors import DispatcherError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .executors.plan import Plan
     from .graph import DispatchNode
+    from .plan import Plan
 
 
 class Progress(Protocol):

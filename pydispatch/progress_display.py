@@ -14,8 +14,8 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from .executors.plan import Plan
     from .graph import DispatchNode
+    from .plan import Plan
 
 _BAR_WIDTH = 24
 _TTY_REFRESH = 0.1  # seconds between redraws of the live line

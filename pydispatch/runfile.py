@@ -31,14 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import GraphFileError
 from .graph import DispatchGraph, DispatchNode
-from .results import DispatcherError
 
 RUN_NAME = "__pydispatch_run__"
-
-
-class GraphFileError(DispatcherError):
-    """FILE cannot be used: missing, not Python, failing on load, or defining no graph."""
 
 
 @dataclass

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import DependencyError, VisualizationError
 from .graph import CollectNode, DataNode, DispatchGraph, DispatchNode, IndexNode
-from .results import DependencyError, DispatcherError
 
 if TYPE_CHECKING:
     import graphviz
@@ -45,10 +45,6 @@ _INSTALL_DOT = (
     "install graphviz's `dot` program (Debian/Ubuntu: apt-get install graphviz; "
     "macOS: brew install graphviz; conda: conda install graphviz)"
 )
-
-
-class VisualizationError(DispatcherError):
-    """The graph cannot be drawn: graphviz is missing or the output path is unusable."""
 
 
 def node_state(node: DispatchNode) -> str:

@@ -18,6 +18,7 @@ import pytest
 from conftest import Cluster, free_port, wait_until
 
 from pydispatch import (
+    Backoff,
     CancelledError,
     Client,
     CollectNode,
@@ -32,7 +33,6 @@ from pydispatch import (
     Worker,
     get_key,
 )
-from pydispatch.executors.retry import Backoff
 
 # Module-level task functions: workers cannot import this test module, so
 # pydispatch ships them by value.

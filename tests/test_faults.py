@@ -28,9 +28,9 @@ from pydispatch import (
     DependencyError,
     Op,
     SchedulerLostError,
+    UnpicklableResultError,
     get_key,
 )
-from pydispatch.client import UnpicklableResultError
 
 GO_WAIT = 60.0
 """Seconds a task waits for its "go" file before going on anyway."""

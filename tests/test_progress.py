@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from pydispatch import AsyncExecutor, DataNode, DispatchNode, Op
-from pydispatch.executors.plan import Plan
+from pydispatch.plan import Plan
 from pydispatch.progress_display import TerminalProgress
 
 

@@ -1,5 +1,9 @@
-"""Property: a random DAG run by each local executor gives the values (and the failures)
-of evaluating it directly, node by node, in topological order."""
+"""Property: a random DAG run by each executor gives the values (and the failures)
+of evaluating it directly, node by node, in topological order.
+
+The DAGs repeat constants and identical operations on purpose: content keys make
+identical nodes share a dask key, and every node object must still get its outcome.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import Cluster
 from helpers_local import Unlucky, combine, maybe_fail, pair, total
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,6 +20,7 @@ from pydispatch import (
     AsyncExecutor,
     Backoff,
     CollectNode,
+    DaskExecutor,
     DataNode,
     DependencyError,
     DispatchGraph,
@@ -26,10 +32,11 @@ from pydispatch import (
 
 
 @pytest.fixture(scope="module")
-def executors() -> Iterator[dict[str, Executor]]:
+def executors(dask_cluster: Cluster) -> Iterator[dict[str, Executor]]:
     made: dict[str, Executor] = {
         "async": AsyncExecutor(backoff=Backoff(first=0.01)),
         "parallel": ParallelExecutor(max_workers=2, backoff=Backoff(first=0.01)),
+        "dask": DaskExecutor(dask_cluster.address),
     }
     yield made
     for ex in made.values():
@@ -60,7 +67,7 @@ def dags(draw: st.DrawFn) -> tuple[list[Any], list[Any]]:
                 return expected[d]
         return None
 
-    for _ in range(draw(st.integers(1, 14))):
+    for _ in range(draw(st.integers(1, 10))):
         kinds = ["data", "combine"]
         if ints:
             kinds += ["pair", "collect", "maybe_fail", "combine_kw"]
@@ -108,10 +115,23 @@ def dags(draw: st.DrawFn) -> tuple[list[Any], list[Any]]:
             d = draw(st.sampled_from(seqs))
             node, is_int = Op(total, nodes[d]), True
             out = failed([d]) or total(value(d))
-        (ints if is_int else seqs).append(len(nodes))
-        nodes.append(node)
-        expected.append(out)
+        copies = 1 + draw(st.integers(0, 2))  # identical twins share a content key
+        for copy in range(copies):
+            (ints if is_int else seqs).append(len(nodes))
+            nodes.append(node if copy == 0 else twin(node))
+            expected.append(out)
     return nodes, expected
+
+
+def twin(node: Any) -> Any:
+    """A new node object identical in content to `node` (so with the same key)."""
+    if isinstance(node, DataNode):
+        return DataNode(node.value)
+    if isinstance(node, IndexNode):
+        return IndexNode(node.node, node.index)
+    if isinstance(node, CollectNode):
+        return CollectNode(node.nodes)
+    return Op(node.func, *node.args, **node.kwargs)
 
 
 def check(executor: Executor, nodes: list[Any], expected: list[Any]) -> None:
@@ -131,7 +151,7 @@ def check(executor: Executor, nodes: list[Any], expected: list[Any]) -> None:
             assert node.result() == want
 
 
-@pytest.mark.parametrize("kind", ["async", "parallel"])
+@pytest.mark.parametrize("kind", ["async", "parallel", "dask"])
 @settings(
     max_examples=25,
     deadline=None,

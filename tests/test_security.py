@@ -25,9 +25,9 @@ from pydispatch import (
     DispatcherError,
     Op,
     SchedulerUnreachableError,
+    TLSError,
     Worker,
 )
-from pydispatch.client import TLSError
 
 CONNECT_TIMEOUT = 5.0
 
@@ -254,7 +254,7 @@ def test_local_secure_cluster_speaks_only_tls_on_loopback() -> None:
 def test_tornados_value_error_for_a_plain_peer_counts_as_a_tls_mismatch() -> None:
     # Depending on who writes first, tornado reports a plain scheduler answering a
     # TLS client as this ValueError instead of an SSL error (a race seen in CI).
-    from pydispatch.connection import connect_error, is_tls_mismatch
+    from pydispatch.dask_adapter.connection import connect_error, is_tls_mismatch
 
     race = ValueError("IOStream is not idle; cannot convert to SSL")
     assert is_tls_mismatch("tls://127.0.0.1:1", race)

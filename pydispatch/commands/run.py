@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..results import DependencyError, DispatcherError, RunTimeoutError
-from ..traces import format_user_exception
-from . import EXIT_FAILED, EXIT_OK, CommandError
+from ..errors import CommandError, DependencyError, DispatcherError, RunTimeoutError
+from ..tracebacks import format_user_exception
+from . import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from ..executors.base import Executor
@@ -95,7 +95,8 @@ def _one_line(err: BaseException) -> str:
 
 
 def _load(path: str) -> GraphFile:
-    from ..runfile import GraphFileError, load_graph_file
+    from ..errors import GraphFileError
+    from ..runfile import load_graph_file
 
     try:
         return load_graph_file(path)
@@ -104,21 +105,15 @@ def _load(path: str) -> GraphFile:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:
-        sys.stderr.write(_user_traceback(err, path))
+        sys.stderr.write("".join(_user_traceback(err)))
         raise CommandError(
             f"{path!r} raised {type(err).__name__} while defining its graph (traceback above)"
         ) from None
 
 
-def _user_traceback(err: BaseException, path: str) -> str:
-    """The traceback of `err` from the user's file on, without pydispatch's own frames."""
-    file = os.path.realpath(path)
-    tb = err.__traceback__
-    while tb is not None and os.path.realpath(tb.tb_frame.f_code.co_filename) != file:
-        tb = tb.tb_next
-    if tb is not None:  # else (a SyntaxError) the file never ran: keep the whole trace
-        err = err.with_traceback(tb)
-    return format_user_exception(err)
+def _user_traceback(err: BaseException) -> list[str]:
+    """The traceback of `err` without pydispatch's frames (nor runpy's above the user's file)."""
+    return [format_user_exception(err)]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -129,7 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "workers on that cluster instead (pydispatch worker ADDRESS --nworkers N)"
         )
     if args.visualize:
-        from ..visualize import VisualizationError, check_can_draw
+        from ..errors import VisualizationError
+        from ..visualize import check_can_draw
 
         try:
             check_can_draw(args.visualize)
@@ -208,7 +204,8 @@ def _execute(
 
 
 def _draw(graph_file: GraphFile, path: str) -> str | None:
-    from ..visualize import VisualizationError, visualize
+    from ..errors import VisualizationError
+    from ..visualize import visualize
 
     try:
         return str(visualize(graph_file.graph(), path))

@@ -7,12 +7,13 @@ import importlib.util
 import os
 import shlex
 
-from . import EXIT_OK, CommandError
+from ..errors import CommandError
+from . import EXIT_OK
 
 
 def _worker_address(text: str, tls: bool) -> str:
     """The scheduler address as dask wants it (`scheme://host:port`); CommandError if bad."""
-    from ..address import Address  # type: ignore[import-not-found,unused-ignore]
+    from ..address import Address
 
     if tls and "://" not in text:
         text = "tls://" + text

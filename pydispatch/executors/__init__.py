@@ -1,9 +1,9 @@
 """Executors: where and how a graph runs."""
 
+from ..plan import Plan
+from ..retry import Backoff, RetryPolicy
 from .base import Executor, RunReport
 from .local import AsyncExecutor, ParallelExecutor
-from .plan import Plan
-from .retry import Backoff, RetryPolicy
 
 __all__ = [
     "AsyncExecutor",

@@ -11,11 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import DependencyError
 from ..graph import DispatchGraph, DispatchNode
+from ..plan import Plan
 from ..progress import Progress, make_progress
-from ..results import DependencyError, Result
-from .plan import Plan
-from .retry import Backoff, RetryPolicy, RetryPredicate
+from ..results import Result
+from ..retry import Backoff, RetryPolicy, RetryPredicate
 
 logger = logging.getLogger("pydispatch")
 

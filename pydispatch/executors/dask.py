@@ -16,21 +16,23 @@ from typing import Any, cast
 from distributed import Future
 
 from ..address import Address
-from ..client import Client, SchedulerLostError, remote_trace
+from ..dask_adapter.client import Client, remote_trace
+from ..dask_adapter.shipping import ShipMode
+from ..errors import (
+    CancelledError,
+    DependencyError,
+    NoWorkerWarning,
+    RunTimeoutError,
+    SchedulerLostError,
+)
 from ..graph import DispatchNode
+from ..plan import Plan
 from ..progress import NoProgress, Progress
-from ..results import CancelledError, DependencyError, RunTimeoutError
-from ..shipping import ShipMode
+from ..retry import Backoff, RetryPredicate
 from .base import Executor, RunReport
-from .plan import Plan
-from .retry import Backoff, RetryPredicate
 
 CHECK_EVERY = 2.0
 """Seconds between checks, while waiting, that the scheduler and a worker are there."""
-
-
-class NoWorkerWarning(UserWarning):
-    """A run is waiting because no worker is connected to the scheduler."""
 
 
 LOST = "scheduler-connection-lost"
@@ -218,7 +220,7 @@ class DaskExecutor(Executor):
         **cluster_options: Any,
     ) -> DaskExecutor:
         """An executor owning an embedded cluster: a scheduler and worker processes on 127.0.0.1."""
-        from ..local_cluster import start_local_cluster
+        from ..dask_adapter.local_cluster import start_local_cluster
 
         cluster, security = start_local_cluster(
             n_workers, threads_per_worker, secure=secure, **cluster_options

@@ -21,12 +21,12 @@ from typing import Any
 
 import cloudpickle
 
+from ..errors import DependencyError, DispatcherError, RunTimeoutError
 from ..graph import Call, DispatchNode
+from ..plan import Plan
 from ..progress import Progress
-from ..results import DependencyError, DispatcherError, RunTimeoutError
+from ..retry import Backoff, RetryPredicate
 from .base import Executor, RunReport
-from .plan import Plan
-from .retry import Backoff, RetryPredicate
 
 
 class Settled:

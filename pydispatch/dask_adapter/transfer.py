@@ -15,13 +15,8 @@ from typing import Any
 import cloudpickle
 import distributed
 
-from .results import DispatcherError
+from ..errors import UnpicklableResultError
 from .shipping import Shipper
-
-
-class UnpicklableResultError(DispatcherError, TypeError):
-    """A task's value cannot be pickled, so it could never leave its worker."""
-
 
 _PLAIN = (int, float, complex, str, bytes, bool, type(None))
 

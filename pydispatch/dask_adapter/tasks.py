@@ -9,8 +9,8 @@ from dask._task_spec import DataNode as DaskDataNode
 from dask._task_spec import GraphNode, Task, TaskRef
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-from .executors.retry import RetryPolicy
-from .graph import DataNode, DispatchNode
+from ..graph import DataNode, DispatchNode
+from ..retry import RetryPolicy
 from .keys import KeyMaker
 from .shipping import Shipper
 

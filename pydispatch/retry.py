@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..results import DispatcherError
+from .errors import DispatcherError
 
 RetryPredicate = Callable[[BaseException], bool]
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from dask.base import tokenize
 
-from .graph import DataNode, DispatchNode, Op
-from .results import ExecutorError
+from ..errors import ExecutorError
+from ..graph import DataNode, DispatchNode, Op
 
 _PLAIN_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
 _NODE = "\x00pydispatch-dependency"  # marks a dependency's key among plain arguments

@@ -1,12 +1,12 @@
-"""Tracebacks as a user reads them: the user's frames, without pydispatch's own.
+"""Tracebacks a user can read: the user's frames, without pydispatch's own.
 
 Every traceback pydispatch shows (the `pydispatch run` report, its JSON,
 `DependencyError.trace`) goes through `user_frames`, which drops the frames
 of pydispatch's own code: task wrappers on the workers, executors, the
-command line. A frame is pydispatch's when its module is `pydispatch` or a
-submodule (for tracebacks from other machines, where paths differ), or when
-its file lies in this package's directory. Both hold wherever a module sits
-inside the package.
+command line. A frame is pydispatch's when its file lies in this package's
+directory, or when its module is `pydispatch` or a submodule (for tracebacks
+from workers on other machines, where pydispatch's path differs). Both hold
+wherever a module sits inside the package.
 """
 
 from __future__ import annotations
@@ -17,26 +17,32 @@ import traceback
 from types import TracebackType
 from typing import Any
 
-__all__ = ["format_user_exception", "user_frames"]
-
-_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+"""pydispatch's own directory: frames of files under it are pydispatch's, not the user's."""
+_REAL_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
 
 
 @functools.lru_cache(maxsize=1024)
 def _in_package(filename: str) -> bool:
+    if filename.startswith(PACKAGE_DIR):
+        return True
     if not filename or filename.startswith("<"):
         return False
-    return os.path.realpath(filename).startswith(_PACKAGE_DIR + os.sep)
+    return os.path.realpath(filename).startswith(_REAL_PACKAGE_DIR)
 
 
-def _is_own(module: Any, filename: str) -> bool:
+def is_own_frame(filename: str, module: object = None) -> bool:
+    """Whether a frame of `filename` (in module `module`, when known) is pydispatch's own code.
+
+    Python's frozen import code counts too: it is never the user's.
+    """
     if isinstance(module, str) and (module == "pydispatch" or module.startswith("pydispatch.")):
         return True
-    return _in_package(filename)
+    return filename.startswith("<frozen") or _in_package(filename)
 
 
 def user_frames(tb: TracebackType | Any | None, *, remote: bool = False) -> traceback.StackSummary:
-    """The frames of traceback `tb` for a user.
+    """The frames of traceback `tb` for a user: the one filter of pydispatch's own frames.
 
     pydispatch's own frames are left out, unless every frame is pydispatch's
     (then the error is pydispatch's own, and all of them are kept). `remote`:
@@ -53,13 +59,18 @@ def user_frames(tb: TracebackType | Any | None, *, remote: bool = False) -> trac
         entry = entry.tb_next
     if len(modules) != len(frames):  # a limit (sys.tracebacklimit) cut the summary
         modules = [None] * len(frames)
-    kept = [f for f, m in zip(frames, modules, strict=True) if not _is_own(m, f.filename)]
+    kept = [f for f, m in zip(frames, modules, strict=True) if not is_own_frame(f.filename, m)]
     if remote:
         frames = traceback.StackSummary.from_list(
             [traceback.FrameSummary(f.filename, f.lineno, f.name) for f in frames]
         )
         kept = [traceback.FrameSummary(f.filename, f.lineno, f.name) for f in kept]
     return traceback.StackSummary.from_list(kept) if kept else frames
+
+
+def format_user_frames(tb: TracebackType | Any | None, *, remote: bool = False) -> str:
+    """The traceback text of `tb` (frames only) without pydispatch's own frames."""
+    return "".join(user_frames(tb, remote=remote).format())
 
 
 def format_user_exception(err: BaseException) -> str:
@@ -79,3 +90,12 @@ def format_user_exception(err: BaseException) -> str:
         pending.append((summary.__cause__, exc.__cause__))
         pending.append((summary.__context__, exc.__context__))
     return "".join(shown.format())
+
+
+def skip_own_frames(tb: TracebackType | None) -> TracebackType | None:
+    """`tb` from the first frame that is not pydispatch's own (the user's code) on."""
+    while tb is not None and is_own_frame(
+        tb.tb_frame.f_code.co_filename, tb.tb_frame.f_globals.get("__name__")
+    ):
+        tb = tb.tb_next
+    return tb

@@ -18,27 +18,32 @@ import distributed
 from distributed import Future
 from distributed.client import _wait as _wait_futures
 
-from .address import Address
-from .connection import (
+from ..address import Address
+from ..errors import (
+    CancelledError,
+    DependencyError,
+    DispatcherError,
     SchedulerLostError,
     SchedulerUnreachableError,
     TLSError,
+    UnpicklableResultError,
+)
+from ..graph import DispatchNode, _check_nodes
+from ..plan import Plan
+from ..retry import RetryPolicy
+from ..tracebacks import format_user_frames
+from .connection import (
     check_seconds,
     check_tls_config,
     connect_error,
     is_tls_mismatch,
     normalize_address,
 )
-from .dask_graph import build_tasks, with_restrictions
-from .executors.plan import Plan
-from .executors.retry import RetryPolicy
-from .graph import DispatchNode, _check_nodes
 from .keys import KeyMaker
 from .replication import protect_replicas
-from .results import CancelledError, DependencyError, DispatcherError
 from .shipping import ShipMode, Shipper
-from .traces import user_frames
-from .transfer import UnpicklableResultError, _CheckingShipper
+from .tasks import build_tasks, with_restrictions
+from .transfer import _CheckingShipper
 
 __all__ = [
     "Client",
@@ -93,21 +98,44 @@ def remote_trace(future: Future) -> str:
         tb = future.traceback()
     except Exception:
         return ""
-    if tb is None:
-        return ""
-    return "".join(user_frames(tb, remote=True).format())
+    return format_user_frames(tb, remote=True)
 
 
 class DaskOutcome:
-    """A node's outcome on the cluster: its dask future, and its error once known."""
+    """A node's outcome on the cluster: the dask future of its key, and its error once known.
 
-    __slots__ = ("client", "error", "future", "node")
+    Node objects that share a key (identical nodes) each have an outcome; all of them
+    follow the client's current future for that key, so a resubmission, a cancel or a
+    reset of one acts on every one of them alike.
+    """
+
+    __slots__ = ("_error", "_future", "client", "key", "node")
 
     def __init__(self, client: Client, node: DispatchNode, future: Future):
         self.client = client
         self.node = node
-        self.future = future
-        self.error: DependencyError | None = None
+        self.key = cast(str, future.key)
+        self._future = future
+        self._error: DependencyError | None = None
+
+    @property
+    def future(self) -> Future:
+        """The client's live future for this key (a newer submission replaces an older one)."""
+        live = self.client.future_of(self.key)
+        if live is not None and live is not self._future:
+            self._future, self._error = live, None
+        return self._future
+
+    @property
+    def error(self) -> DependencyError | None:
+        """The node's error, once a run has reported it for the current future."""
+        self.future  # noqa: B018 - drops an error that belonged to a replaced future
+        return self._error
+
+    @error.setter
+    def error(self, error: DependencyError | None) -> None:
+        self.future  # noqa: B018
+        self._error = error
 
     def result(self, timeout: float | None = None) -> Any:
         if timeout is not None:
@@ -118,11 +146,12 @@ class DaskOutcome:
                 f"{self.client.scheduler_address} was shut down (executor closed or reset); "
                 "run the node again"
             )
-        self.client._check_not_cancelled(cast(str, self.future.key), self.node)
-        if self.error is not None:
-            raise self.error
+        self.client._check_not_cancelled(self.key, self.node)
+        future = self.future
+        if self._error is not None:
+            raise self._error
         try:
-            return self.future.result(timeout=timeout)
+            return future.result(timeout=timeout)
         except (distributed.client.FutureCancelledError, distributed.CancelledError) as err:
             raise CancelledError(
                 f"node {self.node.label!r} was cancelled on the cluster ({err}); run it again"
@@ -130,8 +159,8 @@ class DaskOutcome:
         except TimeoutError:
             raise
         except Exception as err:
-            self.error = DependencyError(err, remote_trace(self.future), self.node)
-            raise self.error from None
+            self._error = DependencyError(err, remote_trace(future), self.node)
+            raise self._error from None
 
     def done(self) -> bool:
         return self.future.done()
@@ -179,8 +208,9 @@ class Client:
         )
         self._lock = threading.RLock()  # runs from several threads share the bookkeeping
         self._futures: dict[str, Future] = {}
-        self._nodes: dict[str, DispatchNode] = {}
-        self._key_of: dict[int, str] = {}
+        # every submitted node object by id, with its key: identical node objects share
+        # a key (content keys), and each of them gets its own outcome
+        self._key_of: dict[int, tuple[DispatchNode, str]] = {}
         self._dependents: dict[str, set[str]] = {}
         self._cancelled: set[str] = set()
         check_tls_config(self.scheduler_address, security)
@@ -203,6 +233,10 @@ class Client:
     def keys(self) -> set[str]:
         """Keys submitted by this client and not cancelled."""
         return set(self._futures)
+
+    def future_of(self, key: str) -> Future | None:
+        """This client's live future for `key`, if it holds one."""
+        return self._futures.get(key)
 
     @property
     def dask_client(self) -> distributed.Client:
@@ -240,10 +274,9 @@ class Client:
         )
         if failed:  # a new run of a node that failed runs it again
             self._dask.retry(failed)
-        by_key = {keys(node): node for node in plan.order}
-        for key, node in by_key.items():
-            self._nodes[key] = node
-            self._key_of[id(node)] = key
+        for node in plan.order:
+            key = keys(node)
+            self._key_of[id(node)] = (node, key)
             self._cancelled.discard(key)
             for dep in plan.dependencies(node):
                 self._dependents.setdefault(keys(dep), set()).add(key)
@@ -252,9 +285,11 @@ class Client:
             graph = with_restrictions(tasks, key_restrictions)
             new = self._dask.get(graph, list(tasks), sync=False)
             self._futures.update(zip(tasks, new, strict=True))
-        futures = {key: self._futures[key] for key in by_key}
-        for key, node in by_key.items():
-            node._outcome = DaskOutcome(self, node, futures[key])
+        futures: dict[str, Future] = {}
+        for node in plan.order:  # every node object, also those sharing a key with another
+            key = keys(node)
+            future = futures.setdefault(key, self._futures[key])
+            node._outcome = DaskOutcome(self, node, future)
         return keys, futures
 
     def _held(self, key: str, failed: list[Future]) -> bool:
@@ -303,9 +338,9 @@ class Client:
         return addresses
 
     def _key(self, node: DispatchNode) -> str:
-        key = self._key_of.get(id(node))
-        if key is not None and self._nodes.get(key) is node:
-            return key
+        known = self._key_of.get(id(node))
+        if known is not None and known[0] is node:
+            return known[1]
         return KeyMaker()(node)
 
     def _outcome(self, node: DispatchNode) -> DaskOutcome:
@@ -374,7 +409,6 @@ class Client:
             raise DispatcherError(f"this Client of {self.scheduler_address} is already shut down")
         self.status = "closed"
         self._futures.clear()
-        self._nodes.clear()
         self._key_of.clear()
         self._dependents.clear()
         self._dask.close()

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..graph import DispatchGraph, DispatchNode, _check_nodes
-from ..results import ExecutorError
+from .errors import ExecutorError
+from .graph import DispatchGraph, DispatchNode, _check_nodes
 
 
 @dataclass

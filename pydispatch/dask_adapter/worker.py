@@ -8,7 +8,8 @@ from typing import Any
 
 import distributed
 
-from .address import Address
+from ..address import Address
+from ..errors import DispatcherError
 from .connection import (
     check_seconds,
     check_tls_config,
@@ -16,7 +17,6 @@ from .connection import (
     is_tls_mismatch,
     normalize_address,
 )
-from .results import DispatcherError
 
 
 class Worker:

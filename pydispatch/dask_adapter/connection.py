@@ -7,20 +7,8 @@ from typing import Any
 
 import distributed
 
-from .address import Address, parse_address
-from .results import DispatcherError
-
-
-class SchedulerUnreachableError(DispatcherError, ConnectionError):
-    """No dask scheduler answered at the given address."""
-
-
-class SchedulerLostError(DispatcherError, ConnectionError):
-    """The connection to the scheduler was lost."""
-
-
-class TLSError(SchedulerUnreachableError):
-    """A TLS connection could not be set up: no certificates, or one side refused the other's."""
+from ..address import Address, parse_address
+from ..errors import SchedulerUnreachableError, TLSError
 
 
 def _security_hint(role: str) -> str:
