@@ -410,6 +410,12 @@ class DispatchGraph:
 
         return visualize(self, path, states, **options)
 
+    def _repr_html_(self) -> str:
+        """The graph for Jupyter: its SVG picture, or its text form without graphviz's `dot`."""
+        from .notebook import graph_html
+
+        return graph_html(self)
+
     def __repr__(self) -> str:
         edges = sum(len(c) for c in self._children)
         return f"DispatchGraph({len(self)} nodes, {edges} edges)"

@@ -33,10 +33,15 @@ class NoProgress:
 
 
 def make_progress(progress: bool | Progress) -> Progress:
-    """The reporter for `run(progress=...)`: True for the terminal display."""
+    """The reporter for `run(progress=...)`: True for the terminal display (in a Jupyter
+    kernel, the notebook's)."""
     if progress is False or progress is None:
         return NoProgress()
     if progress is True:
+        from .notebook import NotebookProgress, in_notebook
+
+        if in_notebook():
+            return NotebookProgress()
         from .progress_display import TerminalProgress
 
         return TerminalProgress()

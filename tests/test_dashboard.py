@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import Cluster
 
-from pydispatch import DaskExecutor
+from pydispatch import DaskExecutor, Op
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +40,10 @@ def test_embedded_cluster_link_opens_the_live_dashboard() -> None:
         assert link is not None and link.startswith("http://127.0.0.1:")
         assert_live_bokeh_dashboard(link)
         assert str(executor.dashboard) == link and executor.dashboard.problem is None
+        # the notebook summaries of the executor and of a run link it too
+        results = executor.run([Op(max, 3, 4)])
+        assert f'<a href="{link}"' in executor._repr_html_()
+        assert f'<a href="{link}"' in results._repr_html_()
 
 
 def test_cli_prints_the_live_dashboard_link(tmp_path: Path) -> None:
