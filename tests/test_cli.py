@@ -169,6 +169,35 @@ def test_json_traceback_shows_the_users_frames_and_dask_keeps_its_log_there(
     assert any("Compute Failed" in text for lines in logs.values() for _, text in lines)
 
 
+def test_pydispatch_frames_from_a_worker_elsewhere_are_left_out_by_module(
+    tmp_path: Path,
+) -> None:
+    """On another machine pydispatch lives at another path: its module names still tell."""
+    from tblib import Traceback
+
+    from pydispatch.tracebacks import format_user_frames
+
+    user = tmp_path / "job.py"
+    user.write_text("def boom():\n    raise ValueError('x')\n")
+
+    def frame(filename: str, module: str, name: str, line: int, below: object) -> object:
+        code = {"co_filename": filename, "co_name": name}
+        globs = {"__name__": module, "__file__": filename}
+        return {
+            "tb_frame": {"f_globals": globs, "f_locals": {}, "f_code": code, "f_lineno": line},
+            "tb_lineno": line,
+            "tb_next": below,
+        }
+
+    remote = frame(
+        "/opt/venv/lib/python3.11/site-packages/pydispatch/dask_adapter/transfer.py",
+        "pydispatch.dask_adapter.transfer", "__call__", 67,
+        frame(str(user), "__pydispatch_run__", "boom", 2, None),
+    )  # fmt: skip
+    text = format_user_frames(Traceback.from_dict(remote).as_traceback(), remote=True)
+    assert text == f"  File \"{user}\", line 2, in boom\n    raise ValueError('x')\n"
+
+
 def test_local_traces_leave_out_pydispatchs_frames(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
