@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .address import Address, parse_address
+from .annotations import annotate
 from .errors import (
     CancelledError,
     DependencyError,
@@ -76,6 +77,7 @@ __all__ = [
     "UnpicklableResultError",
     "Worker",
     "__version__",
+    "annotate",
     "get_key",
     "op",
     "parse_address",

@@ -109,17 +109,19 @@ class Address:
         return f"Address({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
+        """Equal to an `Address` of the same endpoint, or to its own string form.
+
+        Only the canonical string (`str(address)`, e.g. "tcp://127.0.0.1:8786")
+        compares equal, so that equal objects hash alike (`hash(str(address))`).
+        """
         if isinstance(other, str):
-            try:
-                other = Address(other)
-            except ValueError:
-                return False
+            return str(self) == other
         if not isinstance(other, Address):
             return NotImplemented
         return (self.scheme, self.host, self.port) == (other.scheme, other.host, other.port)
 
     def __hash__(self) -> int:
-        return hash((self.scheme, self.host, self.port))
+        return hash(str(self))
 
     def connect(self, timeout: float | None = 10.0) -> socket.socket:
         """A TCP socket connected to the endpoint (TLS is not negotiated)."""

@@ -9,12 +9,16 @@ they arrive as `DependencyError.err`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .tracebacks import format_user_exception
 
-if TYPE_CHECKING:
-    from .graph import DispatchNode
+
+class DispatchNode(Protocol):
+    """What an error needs of a node: its label (errors sit below the graph module)."""
+
+    label: str
+
 
 __all__ = [
     "CancelledError",

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from .annotations import ANNOTATIONS, check_annotations, current_annotations
 from .errors import DispatcherError
 
 P = ParamSpec("P")
@@ -51,7 +52,26 @@ class DispatchNode:
     """A node of a dispatch graph. Subclasses say what it computes."""
 
     label: str
-    _outcome: Outcome | None = None
+    outcome: Outcome | None = None
+    """What the last run left on this node (set by executors; read through `result`)."""
+    resources: dict[str, float] | None = None
+    """dask worker resources this node needs, e.g. `{"GPU": 1}` (see `annotate`)."""
+    priority: int | None = None
+    """dask priority: higher runs first among queued work."""
+    workers: list[str] | None = None
+    """Worker addresses this node must run on."""
+    retries: int | None = None
+    """How many times dask reruns this node if it fails."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        node = super().__new__(cls)
+        for name, value in current_annotations().items():  # from `with annotate(...)`
+            setattr(node, name, value)
+        return node
+
+    def annotations(self) -> dict[str, Any]:
+        """The dask annotations set on this node (resources, priority, workers, retries)."""
+        return check_annotations({name: getattr(self, name) for name in ANNOTATIONS})
 
     def dependencies(self) -> tuple[DispatchNode, ...]:
         """The nodes whose values this node needs, in argument order."""
@@ -63,11 +83,11 @@ class DispatchNode:
 
     def result(self, timeout: float | None = None) -> Any:
         """The node's value after a run; raises its `DependencyError` if it failed."""
-        return (self._outcome or _NotRun(self)).result(timeout)
+        return (self.outcome or _NotRun(self)).result(timeout)
 
     def done(self) -> bool:
         """Whether the last run of this node has finished (successfully or not)."""
-        return self._outcome is not None and self._outcome.done()
+        return self.outcome is not None and self.outcome.done()
 
     def __getitem__(self, index: Any) -> IndexNode:
         return IndexNode(self, index)
@@ -195,19 +215,28 @@ def _default_collect_label(nodes: Sequence[DispatchNode]) -> str:
 class OpFunction(Generic[P, R]):
     """A function whose calls build `Op` nodes instead of running (see `op`)."""
 
-    def __init__(self, func: Callable[P, R], label: str | None, pure: bool):
+    def __init__(
+        self,
+        func: Callable[P, R],
+        label: str | None,
+        pure: bool,
+        annotations: dict[str, Any] | None = None,
+    ):
         if not callable(func):
             raise TypeError(f"@op decorates functions, got {func!r} ({type(func).__name__})")
         functools.update_wrapper(self, func)
         self.func = func
         self.label = label
         self.pure = pure
+        self.annotations = check_annotations(annotations or {})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Op:
         node = Op(self.func, *args, **kwargs)
         if self.label is not None:
             node.label = self.label
         node.pure = self.pure
+        for name, value in self.annotations.items():
+            setattr(node, name, value)
         return node
 
 
@@ -215,18 +244,39 @@ class OpFunction(Generic[P, R]):
 def op(func: Callable[P, R], /) -> OpFunction[P, R]: ...
 @overload
 def op(
-    *, label: str | None = None, pure: bool = True
+    *,
+    label: str | None = None,
+    pure: bool = True,
+    resources: dict[str, float] | None = None,
+    priority: int | None = None,
+    workers: str | Sequence[str] | None = None,
+    retries: int | None = None,
 ) -> Callable[[Callable[P, R]], OpFunction[P, R]]: ...
 def op(
-    func: Callable[P, R] | None = None, /, *, label: str | None = None, pure: bool = True
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    label: str | None = None,
+    pure: bool = True,
+    resources: dict[str, float] | None = None,
+    priority: int | None = None,
+    workers: str | Sequence[str] | None = None,
+    retries: int | None = None,
 ) -> OpFunction[P, R] | Callable[[Callable[P, R]], OpFunction[P, R]]:
     """Decorator: calling the decorated function returns an `Op` instead of running it.
 
-    `@op` or `@op(label="load", pure=False)`.
+    `@op` or `@op(label="load", pure=False, resources={"GPU": 1}, priority=5)`: the
+    keywords set the attributes of every `Op` it makes (see `pydispatch.annotate`).
     """
+    annotations = {
+        "resources": resources,
+        "priority": priority,
+        "workers": workers,
+        "retries": retries,
+    }
     if func is None:
-        return lambda f: OpFunction(f, label, pure)
-    return OpFunction(func, label, pure)
+        return lambda f: OpFunction(f, label, pure, annotations)
+    return OpFunction(func, label, pure, annotations)
 
 
 class DispatchGraph:
@@ -247,8 +297,8 @@ class DispatchGraph:
         self._children: list[set[int]] = []
         self._parents: list[set[int]] = []
         outputs = [outputs] if isinstance(outputs, DispatchNode) else list(outputs)
-        stop = {id(node) for node in _check_nodes(inputs, "inputs")}
-        to_visit = list(_check_nodes(outputs, "outputs"))
+        stop = {id(node) for node in check_nodes(inputs, "inputs")}
+        to_visit = list(check_nodes(outputs, "outputs"))
         for node in to_visit:
             self.add(node)
         visited: set[int] = set()
@@ -421,7 +471,8 @@ class DispatchGraph:
         return f"DispatchGraph({len(self)} nodes, {edges} edges)"
 
 
-def _check_nodes(nodes: Iterable[Any], what: str) -> list[DispatchNode]:
+def check_nodes(nodes: Iterable[Any], what: str) -> list[DispatchNode]:
+    """`nodes` as a list, or a `TypeError` naming `what` when it is not a list of nodes."""
     if isinstance(nodes, DispatchNode):
         raise TypeError(
             f"{what} must be a list of nodes, got the single node {nodes!r}: pass [node]"

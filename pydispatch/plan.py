@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ExecutorError
-from .graph import DispatchGraph, DispatchNode, _check_nodes
+from .graph import DispatchGraph, DispatchNode, check_nodes
 
 
 @dataclass
@@ -35,9 +35,9 @@ class Plan:
         elif isinstance(outputs, DispatchNode):
             out_list = [outputs]
         else:
-            out_list = _check_nodes(outputs, "run() outputs")
+            out_list = check_nodes(outputs, "run() outputs")
         given: dict[DispatchNode, Any] = {}
-        for node in _check_nodes(inputs, "inputs"):
+        for node in check_nodes(inputs, "inputs"):
             given[node] = node.result()
         for node, value in _check_input_map(input_map).items():
             given[node] = value
@@ -67,7 +67,7 @@ def _check_input_map(input_map: Mapping[DispatchNode, Any] | None) -> dict[Dispa
         return {}
     if not isinstance(input_map, Mapping):
         raise TypeError(f"input_map must be a mapping of node -> value, got {input_map!r}")
-    _check_nodes(input_map.keys(), "input_map keys")
+    check_nodes(input_map.keys(), "input_map keys")
     return dict(input_map)
 
 

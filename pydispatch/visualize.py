@@ -55,7 +55,7 @@ def node_state(node: DispatchNode) -> str:
     """
     if not node.done():
         return NOT_RUN
-    outcome: Any = node._outcome
+    outcome: Any = node.outcome
     error = getattr(outcome, "error", None)
     if isinstance(error, BaseException):
         return _failure_state(node, error)

@@ -73,6 +73,14 @@ def test_address_str_and_fields() -> None:
     assert len({Address("127.0.0.1:1"), Address("tcp://127.0.0.1:1")}) == 1
 
 
+def test_address_hash_agrees_with_equality():
+    address = Address("127.0.0.1:8786")
+    assert address == "tcp://127.0.0.1:8786" and hash(address) == hash("tcp://127.0.0.1:8786")
+    assert address != "127.0.0.1:8786"  # only the canonical string is equal
+    assert {address: 1}["tcp://127.0.0.1:8786"] == 1
+    assert "tcp://127.0.0.1:8786" in {address}
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs"),
     [(("127.0.0.1", 70000), {}), (("", 1), {}), (("h", 1), {"scheme": "udp"}), (("::g", 1), {})],

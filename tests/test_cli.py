@@ -22,7 +22,8 @@ from pathlib import Path
 import distributed
 import psutil
 import pytest
-from conftest import Cluster, end_process, free_port, needs_dot, wait_until
+from markers import needs_dot
+from real_cluster import Cluster, end_process, free_port, wait_until
 
 from pydispatch import AsyncExecutor, DispatchGraph, __version__, cli
 from pydispatch.commands import run as run_command

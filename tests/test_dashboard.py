@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Cluster
+from real_cluster import Cluster
 
 from pydispatch import DaskExecutor, Op
 

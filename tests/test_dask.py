@@ -15,7 +15,7 @@ from typing import Any
 
 import distributed
 import pytest
-from conftest import Cluster, free_port, wait_until
+from real_cluster import Cluster, free_port, wait_until
 
 from pydispatch import (
     Backoff,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Cluster, wait_until
+from real_cluster import Cluster, wait_until
 
 from pydispatch import (
     Client,

@@ -11,7 +11,7 @@ import operator
 from collections.abc import Iterator
 
 import pytest
-from conftest import Cluster
+from real_cluster import Cluster
 
 from pydispatch import (
     CancelledError,

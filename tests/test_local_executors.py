@@ -805,8 +805,20 @@ def test_a_raising_retry_predicate_fails_the_node_saying_so():
 def test_a_plain_argument_never_collides_with_a_dependency_key():
     dep = Op(inc, 1)
     via_node = Op(identity, dep)
-    lookalike = Op(identity, ("node", get_key(dep)))
-    assert get_key(via_node) != get_key(lookalike)
+    via_kwarg = Op(identity, x=dep)
+    dep_key = get_key(dep)
+    # every shape a plain argument could take to mimic the dependency's slot
+    lookalikes = [
+        Op(identity, dep_key),
+        Op(identity, (0, dep_key)),
+        Op(identity, ("\x00pydispatch-dependency", dep_key)),
+        Op(identity, x=dep_key),
+        Op(identity, x=("x", dep_key)),
+    ]
+    keys = {get_key(n) for n in lookalikes}
+    assert get_key(via_node) not in keys
+    assert get_key(via_kwarg) not in keys
+    assert len(keys) == len(lookalikes)
 
 
 def test_run_accepts_a_single_node(env):

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, needs_dot
+from markers import needs_dot
+from real_cluster import Cluster
 
 from pydispatch import AsyncExecutor, CollectNode, DaskExecutor, DispatchGraph, Op
 from pydispatch.notebook import NotebookProgress, graph_text, in_notebook

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Cluster
 from helpers_local import Unlucky, combine, maybe_fail, pair, total
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from real_cluster import Cluster
 
 from pydispatch import (
     AsyncExecutor,

@@ -16,7 +16,7 @@ import time
 import distributed
 import psutil
 import pytest
-from conftest import Cluster, TLSFiles, end_process, wait_until
+from real_cluster import Cluster, TLSFiles, end_process, wait_until
 
 from pydispatch import (
     Address,

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import needs_dot
+from markers import needs_dot
 
 from pydispatch import AsyncExecutor, CollectNode, DataNode, DispatchGraph, Op
 from pydispatch.visualize import (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -16,34 +17,30 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import distributed
 from distributed import Future
-from distributed.client import _wait as _wait_futures
 
 from ..address import Address
 from ..errors import (
     CancelledError,
     DependencyError,
     DispatcherError,
+    ExecutorError,
     SchedulerLostError,
     SchedulerUnreachableError,
     TLSError,
     UnpicklableResultError,
 )
-from ..graph import DispatchNode, _check_nodes
+from ..graph import DispatchNode, check_nodes
 from ..plan import Plan
 from ..retry import RetryPolicy
 from ..tracebacks import format_user_frames
-from .connection import (
-    check_seconds,
-    check_tls_config,
-    connect_error,
-    is_tls_mismatch,
-    normalize_address,
-)
+from .connection import check_seconds, normalize_address
 from .keys import KeyMaker
+from .ledger import Ledger
 from .replication import protect_replicas
+from .session import SchedulerTarget, Session
 from .shipping import ShipMode, Shipper
-from .tasks import build_tasks, with_restrictions
-from .transfer import _CheckingShipper
+from .tasks import build_tasks, with_annotations
+from .transfer import CheckingShipper
 
 __all__ = [
     "Client",
@@ -54,42 +51,6 @@ __all__ = [
     "UnpicklableResultError",
     "remote_trace",
 ]
-
-
-class _DaskClient(distributed.Client):
-    """A `distributed.Client` that ignores the scheduler's late echo of our own cancels.
-
-    The scheduler confirms a cancel to every client after the fact; a key
-    cancelled and submitted again at once would otherwise have its new future
-    cancelled by that late confirmation.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self._late_cancels: dict[str, int] = {}
-        try:
-            super().__init__(*args, **kwargs)
-        except BaseException:
-            # close now: otherwise __del__ closes it later, at exit, with a timeout traceback
-            if getattr(self, "_Client__loop", None) is not None:
-                self.close(timeout=2)
-            raise
-
-    def expect_cancel_echo(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self._late_cancels[key] = self._late_cancels.get(key, 0) + 1
-
-    def _handle_cancelled_keys(self, keys, reason=None, msg=None):
-        for key in keys:
-            pending = self._late_cancels.get(key, 0)
-            if pending:
-                if pending == 1:
-                    del self._late_cancels[key]
-                else:
-                    self._late_cancels[key] = pending - 1
-                continue
-            state = self.futures.get(key)
-            if state is not None:
-                state.cancel(reason=reason, msg=msg)
 
 
 def remote_trace(future: Future) -> str:
@@ -184,64 +145,64 @@ def _synchronized(
 
 
 class Client:
-    """Submits nodes to the dask scheduler at `scheduler_address` and fetches results."""
+    """Submits nodes to a dask scheduler and fetches, cancels or replicates their results.
+
+    `scheduler` is an address (`"tcp://host:8786"`, any transport dask supports), a
+    `distributed.Client` (used, never closed), or a dask cluster object (anything with
+    `scheduler_address`, and its `security`); or give `scheduler_file=PATH`.
+    """
 
     def __init__(
         self,
-        scheduler_address: str | Address = "127.0.0.1:8786",
+        scheduler: SchedulerTarget = "127.0.0.1:8786",
         *,
+        scheduler_file: str | os.PathLike[str] | None = None,
         connect_timeout: float = 10.0,
         security: Any = None,
         ship_functions: ShipMode = "auto",
         retry_policy: RetryPolicy | None = None,
     ):
-        self.scheduler_address = normalize_address(scheduler_address)
-        check_seconds("connect_timeout", connect_timeout)
-        if security is not None and self.scheduler_address.startswith("tcp://"):
-            self.scheduler_address = "tls://" + self.scheduler_address[len("tcp://") :]
         self.id = f"pydispatch-client-{uuid.uuid4()}"
         self.status = "connecting"
         self._ship = Shipper(ship_functions)
-        self._task_functions = _CheckingShipper(self._ship)
+        self._task_functions = CheckingShipper(self._ship)
         self._policy = retry_policy and dataclasses.replace(
             retry_policy, retry_on=tuple(self._ship(p) for p in retry_policy.retry_on)
         )
         self._lock = threading.RLock()  # runs from several threads share the bookkeeping
-        self._futures: dict[str, Future] = {}
-        # every submitted node object by id, with its key: identical node objects share
-        # a key (content keys), and each of them gets its own outcome
-        self._key_of: dict[int, tuple[DispatchNode, str]] = {}
-        self._dependents: dict[str, set[str]] = {}
-        self._cancelled: set[str] = set()
-        check_tls_config(self.scheduler_address, security)
+        self._ledger: Ledger[Future] = Ledger()
         try:
-            self._dask = _DaskClient(
-                self.scheduler_address,
-                timeout=connect_timeout,
+            self._session = Session.open(
+                scheduler,
+                scheduler_file=scheduler_file,
                 security=security,
-                set_as_default=False,
+                connect_timeout=connect_timeout,
                 name=self.id,
             )
-        except (OSError, TimeoutError, ValueError) as err:
+        except BaseException:
             self.status = "closed"
-            if isinstance(err, ValueError) and not is_tls_mismatch(self.scheduler_address, err):
-                raise
-            raise connect_error(self.scheduler_address, connect_timeout, err) from None
+            raise
+        self.scheduler_address = self._session.address
         self.status = "running"
 
     @property
     def keys(self) -> set[str]:
         """Keys submitted by this client and not cancelled."""
-        return set(self._futures)
+        return self._ledger.keys
 
     def future_of(self, key: str) -> Future | None:
         """This client's live future for `key`, if it holds one."""
-        return self._futures.get(key)
+        return self._ledger.future(key)
 
     @property
     def dask_client(self) -> distributed.Client:
         """The underlying `distributed.Client`."""
-        return self._dask
+        return self._session.dask
+
+    @property
+    def session(self) -> Session:
+        """The connection to the scheduler (owned by this client, or borrowed)."""
+        return self._session
 
     def _check_running(self) -> None:
         if self.status != "running":
@@ -249,8 +210,12 @@ class Client:
                 f"this Client of {self.scheduler_address} is shut down; create a new Client"
             )
 
+    def is_cancelled(self, key: str) -> bool:
+        """Whether this client cancelled `key` (and has not submitted it again since)."""
+        return self._ledger.is_cancelled(key)
+
     def _check_not_cancelled(self, key: str, node: DispatchNode) -> None:
-        if key in self._cancelled:
+        if self._ledger.is_cancelled(key):
             raise CancelledError(
                 f"node {node.label!r} (key {key}) was cancelled, and its result is gone; "
                 "submit it again to recompute it"
@@ -272,33 +237,90 @@ class Client:
             self._policy,
             skip=lambda key: self._held(key, failed),
         )
+        dask = self._session.dask
         if failed:  # a new run of a node that failed runs it again
-            self._dask.retry(failed)
+            dask.retry(failed)
         for node in plan.order:
-            key = keys(node)
-            self._key_of[id(node)] = (node, key)
-            self._cancelled.discard(key)
-            for dep in plan.dependencies(node):
-                self._dependents.setdefault(keys(dep), set()).add(key)
+            self._ledger.record(node, keys(node), (keys(d) for d in plan.dependencies(node)))
         if tasks:
-            key_restrictions = {keys(n): list(w) for n, w in (restrictions or {}).items()}
-            graph = with_restrictions(tasks, key_restrictions)
-            new = self._dask.get(graph, list(tasks), sync=False)
-            self._futures.update(zip(tasks, new, strict=True))
+            graph = with_annotations(tasks, self._annotations(plan, keys, tasks, restrictions))
+            new = dask.get(graph, list(tasks), sync=False)
+            for key, future in zip(tasks, new, strict=True):
+                self._ledger.hold(key, future)
         futures: dict[str, Future] = {}
         for node in plan.order:  # every node object, also those sharing a key with another
             key = keys(node)
-            future = futures.setdefault(key, self._futures[key])
-            node._outcome = DaskOutcome(self, node, future)
+            future = futures.setdefault(key, cast(Future, self._ledger.future(key)))
+            node.outcome = DaskOutcome(self, node, future)
         return keys, futures
+
+    def _annotations(
+        self,
+        plan: Plan,
+        keys: KeyMaker,
+        tasks: Mapping[str, Any],
+        restrictions: Mapping[DispatchNode, Sequence[str]] | None,
+    ) -> dict[str, dict[str, Any]]:
+        """The dask annotations of each new task: the node's own, and `submit(workers=)`."""
+        found: dict[str, dict[str, Any]] = {}
+        for node in plan.order:
+            key = keys(node)
+            if key not in tasks or key in found:
+                continue
+            wanted = node.annotations()
+            if restrictions and node in restrictions:
+                wanted["workers"] = list(restrictions[node])
+            if wanted:
+                found[key] = wanted
+        if found:
+            self._check_placeable(found, plan, keys)
+        return found
+
+    def _check_placeable(
+        self, annotations: Mapping[str, Mapping[str, Any]], plan: Plan, keys: KeyMaker
+    ) -> None:
+        """`ExecutorError` for a node no connected worker can ever run (resources, workers).
+
+        dask would keep such a task waiting forever. With no worker connected at all,
+        nothing is decided: the run waits for workers as usual.
+        """
+        workers = self._session.dask.scheduler_info(n_workers=-1)["workers"]
+        if not workers:
+            return
+        labels = {keys(n): n.label for n in plan.order}
+        for key, wanted in annotations.items():
+            needed = wanted.get("resources") or {}
+            if needed and not any(
+                all(info.get("resources", {}).get(r, 0) >= amount for r, amount in needed.items())
+                for info in workers.values()
+            ):
+                offered = sorted(
+                    {r for info in workers.values() for r in info.get("resources", {})}
+                )
+                raise ExecutorError(
+                    f"node {labels[key]!r} needs the worker resources {needed}, and no worker "
+                    f"connected to {self.scheduler_address} has them (resources offered: "
+                    f"{', '.join(offered) or 'none'}); start a worker with them, e.g. "
+                    f"`pydispatch worker {self.scheduler_address} -- --resources "
+                    f'"{" ".join(f"{r}={a}" for r, a in needed.items())}"`'
+                )
+            placement = wanted.get("workers")
+            if placement and not any(
+                normalize_address(w) in workers or w in workers for w in placement
+            ):
+                raise ExecutorError(
+                    f"node {labels[key]!r} must run on {', '.join(placement)}, and no such "
+                    f"worker is connected to {self.scheduler_address} (connected: "
+                    f"{', '.join(sorted(workers))}); set node.workers to a connected worker"
+                )
 
     def _held(self, key: str, failed: list[Future]) -> bool:
         """Whether this client holds a live future for `key` (failed ones go to `failed`)."""
-        future = self._futures.get(key)
+        future = self._ledger.future(key)
         if future is None:
             return False
         if future.status == "cancelled":  # by dask or another client: submit it anew
-            del self._futures[key]
+            self._ledger.drop(key)
             return False
         if future.status == "error":
             failed.append(future)
@@ -309,7 +331,7 @@ class Client:
 
         `workers` (addresses) restricts where `node` itself runs.
         """
-        (node,) = _check_nodes([node], "submit()")
+        (node,) = check_nodes([node], "submit()")
         restrictions = None
         if workers is not None:
             if isinstance(workers, (str, Address)):
@@ -325,7 +347,7 @@ class Client:
         self.submit_plan(Plan.build([node]), restrictions)
 
     def _check_workers(self, wanted: list[Any]) -> list[str]:
-        known = set(self._dask.scheduler_info(n_workers=-1)["workers"])
+        known = set(self._session.dask.scheduler_info(n_workers=-1)["workers"])
         addresses = [
             normalize_address(w) if not str(w).startswith("tls") else str(w) for w in wanted
         ]
@@ -338,33 +360,31 @@ class Client:
         return addresses
 
     def _key(self, node: DispatchNode) -> str:
-        known = self._key_of.get(id(node))
-        if known is not None and known[0] is node:
-            return known[1]
-        return KeyMaker()(node)
+        key = self._ledger.key_of(node)
+        return key if key is not None else KeyMaker()(node)
 
     def _outcome(self, node: DispatchNode) -> DaskOutcome:
         key = self._key(node)
         self._check_not_cancelled(key, node)
-        if key not in self._futures:
+        if self._ledger.future(key) is None:
             self.submit(node)
-        outcome = node._outcome
+        outcome = node.outcome
         if not isinstance(outcome, DaskOutcome) or outcome.client is not self:
-            outcome = DaskOutcome(self, node, self._futures[key])
+            outcome = DaskOutcome(self, node, cast(Future, self._ledger.future(key)))
         return outcome
 
     def result(self, node: DispatchNode, timeout: float | None = None) -> Any:
         """The node's value (submitting it first if this client has not)."""
         self._check_running()
-        (node,) = _check_nodes([node], "result()")
+        (node,) = check_nodes([node], "result()")
         return self._outcome(node).result(timeout)
 
     def gather(self, nodes: Iterable[DispatchNode], timeout: float | None = None) -> list[Any]:
         """The values of `nodes`, in order."""
         self._check_running()
-        outcomes = [self._outcome(n) for n in _check_nodes(nodes, "gather()")]
+        outcomes = [self._outcome(n) for n in check_nodes(nodes, "gather()")]
         try:
-            return list(self._dask.gather([o.future for o in outcomes]))
+            return list(self._session.dask.gather([o.future for o in outcomes]))
         except Exception:
             for outcome in outcomes:
                 if outcome.future.status != "finished":
@@ -375,54 +395,56 @@ class Client:
     def cancel(self, nodes: Iterable[DispatchNode]) -> None:
         """Stop `nodes` and their dependents and forget their results."""
         self._check_running()
-        doomed: set[str] = set()
-        stack = [self._key(n) for n in _check_nodes(nodes, "cancel()")]
-        while stack:
-            key = stack.pop()
-            if key not in doomed:
-                doomed.add(key)
-                stack.extend(self._dependents.get(key, ()))
-        futures = [self._futures.pop(k) for k in doomed if k in self._futures]
-        self._cancelled |= doomed
+        doomed = self._ledger.downstream(self._key(n) for n in check_nodes(nodes, "cancel()"))
+        futures = self._ledger.cancel(doomed)
         if futures:
-            self._dask.expect_cancel_echo(cast(str, f.key) for f in futures)
-            self._dask.cancel(futures)
+            self._session.expect_cancel_echo(cast(str, f.key) for f in futures)
+            self._session.dask.cancel(futures)
 
     def replicate(self, nodes: Iterable[DispatchNode] | None = None) -> None:
         """Copy results onto every worker (default: everything submitted), and keep them there."""
         self._check_running()
         if nodes is None:
-            futures = list(self._futures.values())
+            futures = self._ledger.futures()
         else:
-            futures = [self._outcome(n).future for n in _check_nodes(nodes, "replicate()")]
+            futures = [self._outcome(n).future for n in check_nodes(nodes, "replicate()")]
         if not futures:
             return
-        self._dask.sync(_wait_futures, futures)
-        keys = [f.key for f in futures]
-        self._dask.run_on_scheduler(protect_replicas, keys=keys)
-        self._dask.replicate(futures)
+        dask = self._session.dask
+        with dask.as_current():
+            distributed.wait(futures)
+        dask.run_on_scheduler(protect_replicas, keys=[f.key for f in futures])
+        dask.replicate(futures)
 
     @_synchronized
     def shutdown(self) -> None:
-        """Forget everything this client submitted and disconnect; a second call raises."""
+        """Forget everything this client submitted and disconnect; a second call raises.
+
+        A `distributed.Client` the user passed in stays open: only this client's
+        futures are released.
+        """
         if self.status != "running":
             raise DispatcherError(f"this Client of {self.scheduler_address} is already shut down")
         self.status = "closed"
-        self._futures.clear()
-        self._key_of.clear()
-        self._dependents.clear()
-        self._dask.close()
+        futures = self._ledger.futures()
+        self._ledger.clear()
+        if self._session.owned:
+            self._session.close()
+        else:
+            for future in futures:
+                future.release()
 
-    close = shutdown
+    def close(self) -> None:
+        """`shutdown()`, except that closing a closed client does nothing (like file.close())."""
+        with self._lock:
+            if self.status == "running":
+                self.shutdown()
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.status == "running":
-            self.shutdown()
+        self.close()
 
     def __repr__(self) -> str:
-        return (
-            f"<pydispatch.Client {self.scheduler_address} {self.status}, {len(self._futures)} keys>"
-        )
+        return f"<pydispatch.Client {self.scheduler_address} {self.status}, {len(self.keys)} keys>"

@@ -9,6 +9,7 @@ import distributed
 
 from ..address import Address, parse_address
 from ..errors import SchedulerUnreachableError, TLSError
+from .compat import check_transport
 
 
 def _security_hint(role: str) -> str:
@@ -97,8 +98,30 @@ def check_seconds(name: str, value: object) -> None:
 
 
 def normalize_address(address: str | Address) -> str:
-    """`tcp://host:port` form of a user's address; `ValueError` if malformed."""
+    """The full form of a user's scheduler address; `ValueError` quoting it if malformed.
+
+    tcp and tls addresses (and bare `host:port`) follow `Address`: `tcp://host:port`.
+    Any other transport dask supports (`inproc://`, `ws://`, `wss://`, `ucx://`, ...)
+    is checked with dask's own address parsing and its registry of transports.
+    """
     if isinstance(address, Address):
         return str(address)
+    if isinstance(address, str) and "://" in address:
+        scheme = address.strip().split("://", 1)[0]
+        if scheme not in ("tcp", "tls"):
+            return _dask_transport_address(address.strip(), scheme)
     scheme, host, port = parse_address(address)
     return str(Address(host, port, scheme))
+
+
+def _dask_transport_address(address: str, scheme: str) -> str:
+    try:
+        distributed.comm.parse_address(address, strict=True)
+        check_transport(scheme)
+    except ValueError as err:
+        raise ValueError(
+            f"invalid address {address!r}: {err}; expected [tcp://|tls://]HOST[:PORT] "
+            "(tcp://host:port, tls://host:port) or an address of another dask transport "
+            "(inproc://, ws://, wss://, ucx:// when installed)"
+        ) from None
+    return address

@@ -25,7 +25,6 @@ from ..errors import ExecutorError
 from ..graph import DataNode, DispatchNode, Op
 
 _PLAIN_TYPES = frozenset({int, float, complex, str, bytes, bool, type(None)})
-_NODE = "\x00pydispatch-dependency"  # marks a dependency's key among plain arguments
 _FUNC_TOKENS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 _BUILTIN_TOKENS: dict[Any, str] = {}
 _UNSAFE = re.compile(r"[^\w.<>\[\]' ]+")
@@ -120,10 +119,15 @@ class KeyMaker:
         if isinstance(node, DataNode):
             return f"data-{value_token(node.value)}"
         func, args, kwargs = node.call()
+        # Dependencies and plain arguments are hashed in separate slots, so no plain
+        # value, whatever it holds, can produce the key of a dependency.
         parts = (
             type(node).__name__,
-            tuple((_NODE, self(a)) if isinstance(a, DispatchNode) else a for a in args),
-            {k: (_NODE, self(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
+            len(args),
+            tuple((i, a) for i, a in enumerate(args) if not isinstance(a, DispatchNode)),
+            tuple((i, self(a)) for i, a in enumerate(args) if isinstance(a, DispatchNode)),
+            sorted((k, v) for k, v in kwargs.items() if not isinstance(v, DispatchNode)),
+            sorted((k, self(v)) for k, v in kwargs.items() if isinstance(v, DispatchNode)),
         )
         return f"{_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
 

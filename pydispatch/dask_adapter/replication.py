@@ -12,28 +12,7 @@ from typing import Any
 
 from distributed.active_memory_manager import ReduceReplicas
 
-
-class ReduceReplicasExcept(ReduceReplicas):
-    """`ReduceReplicas`, except for keys a client replicated on purpose."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.protected: set[Any] = set()
-
-    def run(self):
-        tasks = self.manager.scheduler.tasks
-        self.protected &= tasks.keys()
-        suggestions = super().run()
-        answer = None
-        while True:
-            try:
-                suggestion = suggestions.send(answer)
-            except StopIteration:
-                return
-            if suggestion.ts.key in self.protected:
-                answer = None
-                continue
-            answer = yield suggestion
+from .compat import ReduceReplicasExcept
 
 
 def protect_replicas(dask_scheduler: Any, keys: Iterable[Any]) -> None:

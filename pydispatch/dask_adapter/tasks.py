@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from dask._task_spec import DataNode as DaskDataNode
-from dask._task_spec import GraphNode, Task, TaskRef
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.task_spec import DataNode as DaskDataNode
+from dask.task_spec import GraphNode, Task, TaskRef
 
 from ..graph import DataNode, DispatchNode
 from ..retry import RetryPolicy
@@ -63,20 +63,29 @@ def build_tasks(
     return tasks
 
 
-def with_restrictions(
-    tasks: dict[str, GraphNode], restrictions: Mapping[str, Sequence[str]]
+def with_annotations(
+    tasks: dict[str, GraphNode], annotations: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, GraphNode] | HighLevelGraph:
-    """`tasks` as one update in which the keys of `restrictions` run only on those workers."""
-    if not restrictions:
-        return tasks
-    groups: dict[tuple[str, ...], dict[str, GraphNode]] = {}
+    """`tasks` as one update in which each key of `annotations` carries its dask annotations.
+
+    `workers` becomes a strict placement (`allow_other_workers=False`), as in
+    `Client.submit(workers=...)`. Keys with equal annotations share one graph layer.
+    """
+    groups: dict[str, tuple[dict[str, Any], dict[str, GraphNode]]] = {}
     rest = dict(tasks)
-    for key, workers in restrictions.items():
-        if key in rest:
-            groups.setdefault(tuple(workers), {})[key] = rest.pop(key)
+    for key, wanted in annotations.items():
+        if key not in rest or not wanted:
+            continue
+        layer_annotations = dict(wanted)
+        if "workers" in layer_annotations:
+            layer_annotations["allow_other_workers"] = False
+        name = repr(sorted(layer_annotations.items()))
+        groups.setdefault(name, (layer_annotations, {}))[1][key] = rest.pop(key)
+    if not groups:
+        return tasks
     layers: dict[str, Any] = {"pydispatch": MaterializedLayer(rest)}
-    for i, (workers, group) in enumerate(groups.items()):
-        layers[f"pydispatch-restricted-{i}"] = MaterializedLayer(
-            group, annotations={"workers": list(workers), "allow_other_workers": False}
+    for i, (layer_annotations, group) in enumerate(groups.values()):
+        layers[f"pydispatch-annotated-{i}"] = MaterializedLayer(
+            group, annotations=layer_annotations
         )
     return HighLevelGraph(layers, {name: set() for name in layers})

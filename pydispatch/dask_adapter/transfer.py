@@ -70,7 +70,7 @@ class ResultChecked:
         return (ResultChecked, (self.func,))
 
 
-class _CheckingShipper(Shipper):
+class CheckingShipper(Shipper):
     """Ships task functions as `shipper` does, each wrapped in `ResultChecked`."""
 
     def __init__(self, shipper: Shipper):

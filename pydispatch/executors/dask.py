@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import contextlib
+import os
+import queue
 import ssl
 import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+import distributed
 from distributed import Future
 
-from ..address import Address
 from ..dask_adapter.client import Client, remote_trace
+from ..dask_adapter.compat import cancel_reason
+from ..dask_adapter.session import SchedulerTarget
 from ..dask_adapter.shipping import ShipMode
 from ..errors import (
     CancelledError,
@@ -37,10 +40,6 @@ CHECK_EVERY = 2.0
 
 LOST = "scheduler-connection-lost"
 """dask's reason for cancelling every future of a client that lost its scheduler."""
-
-
-def _cancel_reason(future: Future) -> str | None:
-    return getattr(getattr(future._state, "exception", None), "reason", None)
 
 
 def _sink_futures(
@@ -115,7 +114,11 @@ def probe_dashboard(
 
 
 class _Watch:
-    """Waits, on the client's event loop, for a run's futures to finish."""
+    """Waits for a run's futures to finish, told by each future's done callback.
+
+    dask calls a future's done callbacks on a thread of its own; they only put the
+    future on a queue, and the waiting thread (the caller of `run`) does the rest.
+    """
 
     def __init__(
         self,
@@ -130,50 +133,37 @@ class _Watch:
         self.lost = False
         """Whether the client lost the scheduler (dask then cancels every future)."""
         self.futures = futures
-        self._event: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._done: queue.SimpleQueue[Future] = queue.SimpleQueue()
+        for future in futures:
+            future.add_done_callback(self._done.put)
 
-    async def start(self) -> None:
-        self._event = asyncio.Event()
-        if not self.remaining:
-            self._event.set()
-        for future in self.futures:
-            state = future._state
-            assert state is not None, "a future of this client is always bound"
-            task = asyncio.ensure_future(state.wait())
-            task.add_done_callback(functools.partial(self._finished, future))
-            self._tasks.append(task)
+    @property
+    def over(self) -> bool:
+        return (
+            self.remaining == 0
+            or self.lost
+            or (self.stop_at_error and self.first_error is not None)
+        )
 
-    def _finished(self, future: Future, _: object = None) -> None:
+    def _finished(self, future: Future) -> None:
         self.remaining -= 1
-        if future.status == "cancelled" and _cancel_reason(future) == LOST:
+        if future.status == "cancelled" and cancel_reason(future) == LOST:
             self.lost = True
-            self._set()
         if future.status == "error" and self.first_error is None:
             self.first_error = future
-            if self.stop_at_error:
-                self._set()
         if self.on_finished is not None:
             self.on_finished(future)
-        if self.remaining == 0:
-            self._set()
 
-    def _set(self) -> None:
-        assert self._event is not None
-        self._event.set()
-
-    async def wait(self, seconds: float) -> bool:
+    def wait(self, seconds: float) -> bool:
         """True once the run is over; False if `seconds` passed first."""
-        assert self._event is not None
-        try:
-            await asyncio.wait_for(self._event.wait(), seconds)
-        except (asyncio.TimeoutError, TimeoutError):
-            return False
+        deadline = time.monotonic() + seconds
+        while not self.over:
+            try:
+                future = self._done.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                return False
+            self._finished(future)
         return True
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
 
 
 class DaskExecutor(Executor):
@@ -185,8 +175,9 @@ class DaskExecutor(Executor):
 
     def __init__(
         self,
-        scheduler_address: str | Address = "127.0.0.1:8786",
+        scheduler_address: SchedulerTarget = "127.0.0.1:8786",
         *,
+        scheduler_file: str | os.PathLike[str] | None = None,
         retries: int = 0,
         retry_on: Iterable[RetryPredicate] = (),
         backoff: Backoff | None = None,
@@ -195,7 +186,9 @@ class DaskExecutor(Executor):
         ship_functions: ShipMode = "auto",
     ):
         super().__init__(retries, retry_on, backoff=backoff)
-        self._client_options = {
+        self._target = scheduler_address
+        self._client_options: dict[str, Any] = {
+            "scheduler_file": scheduler_file,
             "connect_timeout": connect_timeout,
             "security": security,
             "ship_functions": ship_functions,
@@ -217,9 +210,16 @@ class DaskExecutor(Executor):
         secure: bool = False,
         retries: int = 0,
         retry_on: Iterable[RetryPredicate] = (),
+        backoff: Backoff | None = None,
+        connect_timeout: float = 10.0,
+        ship_functions: ShipMode = "auto",
         **cluster_options: Any,
     ) -> DaskExecutor:
-        """An executor owning an embedded cluster: a scheduler and worker processes on 127.0.0.1."""
+        """An executor owning an embedded cluster: a scheduler and worker processes on 127.0.0.1.
+
+        Every executor option is accepted; the other keyword arguments go to
+        `distributed.LocalCluster`.
+        """
         from ..dask_adapter.local_cluster import start_local_cluster
 
         cluster, security = start_local_cluster(
@@ -227,7 +227,13 @@ class DaskExecutor(Executor):
         )
         try:
             executor = cls(
-                cluster.scheduler_address, retries=retries, retry_on=retry_on, security=security
+                cluster.scheduler_address,
+                retries=retries,
+                retry_on=retry_on,
+                backoff=backoff,
+                connect_timeout=connect_timeout,
+                ship_functions=ship_functions,
+                security=security,
             )
         except BaseException:
             cluster.close()
@@ -277,6 +283,14 @@ class DaskExecutor(Executor):
 
     def _execute(
         self, plan: Plan, *, throw_error: bool, timeout: float | None, progress: Progress
+    ) -> RunReport:
+        # the executor's client is dask's current client during a run, so dask's
+        # diagnostics (get_task_stream, performance_report, progress) see it
+        with self.client.dask_client.as_current():
+            return self._run_plan(plan, throw_error, timeout, progress)
+
+    def _run_plan(
+        self, plan: Plan, throw_error: bool, timeout: float | None, progress: Progress
     ) -> RunReport:
         status = self.client.dask_client.status
         if self.client.status == "running" and status not in ("running", "connecting"):
@@ -334,12 +348,7 @@ class DaskExecutor(Executor):
     ) -> _Watch:
         """Wait until `futures` are done (or the first error, or the deadline)."""
         watch = _Watch(futures, stop_at_error, on_finished)
-        dask = self.client.dask_client
-        dask.sync(watch.start)
-        try:
-            self._wait(watch, plan, deadline, timeout)
-        finally:
-            dask.sync(watch.stop)
+        self._wait(watch, plan, deadline, timeout)
         return watch
 
     def _wait(
@@ -351,7 +360,7 @@ class DaskExecutor(Executor):
             left = (
                 CHECK_EVERY if deadline is None else min(CHECK_EVERY, deadline - time.monotonic())
             )
-            if dask.sync(watch.wait, max(left, 0.0)) or watch.lost:
+            if watch.wait(max(left, 0.0)):
                 return
             now = time.monotonic()
             if dask.status == "running":
@@ -420,11 +429,11 @@ class DaskExecutor(Executor):
         errors: dict[DispatchNode, DependencyError] = {}
         for node in plan.order:
             future = futures[keys(node)]
-            if future.status == "cancelled" and keys(node) not in self.client._cancelled:
+            if future.status == "cancelled" and not self.client.is_cancelled(keys(node)):
                 # cancelled by someone else (another client, or dask itself)
                 cancelled = CancelledError(
                     f"node {node.label!r} was cancelled on the cluster before it finished "
-                    f"({_cancel_reason(future) or 'no reason given'}); run it again"
+                    f"({cancel_reason(future) or 'no reason given'}); run it again"
                 )
                 error = DependencyError(cancelled, "", node)
             elif future.status != "error":
@@ -437,7 +446,7 @@ class DaskExecutor(Executor):
                 else:
                     error = DependencyError(future.exception(), remote_trace(future), node)
             errors[node] = error
-            outcome = node._outcome
+            outcome = node.outcome
             if outcome is not None and hasattr(outcome, "error"):
                 outcome.error = error
         if first_error is not None:
@@ -451,19 +460,40 @@ class DaskExecutor(Executor):
 
     def reset(self) -> None:
         """Drop everything this executor computed, on the scheduler and the workers."""
-        self.client.shutdown()
-        self.client = Client(self.scheduler_address, **self._client_options)
+        self.client.close()
+        self.client = Client(self._target, **self._client_options)
 
     def close(self) -> None:
         """Disconnect, and stop the embedded cluster if this executor owns one."""
-        if self.client.status == "running":
-            self.client.shutdown()
+        self.client.close()
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
 
+    @contextlib.contextmanager
+    def as_current(self) -> Iterator[distributed.Client]:
+        """Make this executor's dask client dask's current client (for dask's diagnostics).
+
+        `with executor.as_current(), distributed.performance_report("run.html"):`
+        reports the runs inside. A `with DaskExecutor(...) as ex:` block does the same.
+        """
+        with self.client.dask_client.as_current() as current:
+            yield current
+
     def __enter__(self) -> DaskExecutor:
+        current = self.as_current()
+        current.__enter__()
+        self._current: contextlib.AbstractContextManager[Any] | None = current
         return self
+
+    def __exit__(self, *exc: Any) -> None:
+        current, self._current = getattr(self, "_current", None), None
+        try:
+            self.close()
+        finally:
+            if current is not None:
+                with contextlib.suppress(ValueError):  # left from another thread or context
+                    current.__exit__(None, None, None)
 
     def __repr__(self) -> str:
         return f"DaskExecutor({self.scheduler_address!r})"

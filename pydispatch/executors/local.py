@@ -8,6 +8,7 @@ coordinates; values come back to it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import graphlib
 import heapq
 import itertools
 import os
@@ -148,7 +149,7 @@ class _Run:
         self.progress = progress
         self.report = RunReport()
         self.values: dict[DispatchNode, Any] = {}
-        self.missing: dict[DispatchNode, int] = {}
+        self.sorter: graphlib.TopologicalSorter[DispatchNode] = graphlib.TopologicalSorter()
         self.dependents: dict[DispatchNode, list[DispatchNode]] = {n: [] for n in plan.order}
         self.ready: list[DispatchNode] = []
         self.running: dict[cf.Future[Any], tuple[DispatchNode, int]] = {}
@@ -158,26 +159,29 @@ class _Run:
 
     def go(self) -> RunReport:
         for node in self.plan.order:
-            node._outcome = None
+            node.outcome = None
             deps = self.plan.dependencies(node)
-            self.missing[node] = len(deps)
+            self.sorter.add(node, *deps)
             for dep in deps:
                 self.dependents[dep].append(node)
-        # Sources first: settling a given node below makes its dependents ready, and
-        # they must not be queued a second time.
-        self.ready = [
-            n for n in self.plan.order if n not in self.plan.given and self.missing[n] == 0
-        ]
-        for node in self.plan.order:
-            if node in self.plan.given:
-                self._succeed(node, self.plan.given[node])
+        self.sorter.prepare()
         try:
+            self._take_ready()
             self._loop()
         finally:
             for node in self.plan.order:
-                if node._outcome is None:
-                    node._outcome = NotStarted(node, "the run stopped before it started")
+                if node.outcome is None:
+                    node.outcome = NotStarted(node, "the run stopped before it started")
         return self.report
+
+    def _take_ready(self) -> None:
+        """Queue the nodes whose dependencies are all done; given nodes settle at once."""
+        while batch := self.sorter.get_ready():
+            for node in batch:
+                if node in self.plan.given:
+                    self._succeed(node, self.plan.given[node])
+                elif node.outcome is None:
+                    self.ready.append(node)
 
     def _stopping(self) -> bool:
         return self.throw_error and self.report.first_failure is not None
@@ -200,6 +204,7 @@ class _Run:
             for future in done:
                 node, attempt = self.running.pop(future)
                 self._finished(node, attempt, future)
+            self._take_ready()
             if (
                 self.deadline is not None
                 and time.monotonic() >= self.deadline
@@ -250,27 +255,24 @@ class _Run:
 
     def _succeed(self, node: DispatchNode, value: Any) -> None:
         self.values[node] = value
-        node._outcome = Settled(value)
+        node.outcome = Settled(value)
         self.progress.node_finished(node, True)
-        for child in self.dependents[node]:
-            self.missing[child] -= 1
-            if self.missing[child] == 0 and child._outcome is None:
-                self.ready.append(child)
+        self.sorter.done(node)
 
     def _fail(self, node: DispatchNode, error: DependencyError) -> None:
         # Iterative, not recursive: a long chain below a failure must not overflow the stack.
         failing = [(node, error)]
         while failing:
             node, error = failing.pop()
-            if node._outcome is not None:
+            if node.outcome is not None:
                 continue
             self.report.fail(node, error)
-            node._outcome = Settled(error=error)
+            node.outcome = Settled(error=error)
             self.progress.node_finished(node, False)
             failing.extend(
                 (child, DependencyError(error, error.trace, child))
                 for child in reversed(self.dependents[node])
-                if child._outcome is None
+                if child.outcome is None
             )
 
     def _time_out(self) -> None:
@@ -279,7 +281,7 @@ class _Run:
         )
         for future, (node, _) in self.running.items():
             future.cancel()
-            node._outcome = NotStarted(node, "the run timed out while it was running")
+            node.outcome = NotStarted(node, "the run timed out while it was running")
         self.executor._replace_broken_pool(stop=True)
         names = ", ".join(repr(n.label) for n in waiting[:5])
         more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""

@@ -1,0 +1,106 @@
+"""The one door to dask's internals: every name here is one dask does not document.
+
+pydispatch uses dask's public API wherever one exists. What remains is here, each
+with the reason it is needed and a test in `tests/test_compat.py` that fails loudly
+when a dask release changes it (then this module is the only place to fix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import distributed
+from distributed.active_memory_manager import ReduceReplicas
+
+__all__ = [
+    "LateCancelTolerantClient",
+    "ReduceReplicasExcept",
+    "cancel_reason",
+    "check_transport",
+]
+
+
+class LateCancelTolerantClient(distributed.Client):
+    """A `distributed.Client` that ignores the scheduler's late echo of its own cancels.
+
+    The scheduler confirms a cancel to every client after the fact; a key cancelled
+    and submitted again at once would otherwise have its new future cancelled by that
+    late confirmation. Internal: overrides `Client._handle_cancelled_keys` (the
+    handler of the scheduler's "cancelled-keys" message), and reads the name-mangled
+    `_Client__loop` to close a half-made client at once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._late_cancels: dict[str, int] = {}
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            # close now: otherwise __del__ closes it later, at exit, with a timeout traceback
+            if getattr(self, "_Client__loop", None) is not None:
+                self.close(timeout=2)
+            raise
+
+    def expect_cancel_echo(self, keys: Iterable[str]) -> None:
+        """Ignore the next cancel confirmation of each of `keys` (we cancelled them)."""
+        for key in keys:
+            self._late_cancels[key] = self._late_cancels.get(key, 0) + 1
+
+    def _handle_cancelled_keys(self, keys, reason=None, msg=None):
+        for key in keys:
+            pending = self._late_cancels.get(key, 0)
+            if pending:
+                if pending == 1:
+                    del self._late_cancels[key]
+                else:
+                    self._late_cancels[key] = pending - 1
+                continue
+            state = self.futures.get(key)
+            if state is not None:
+                state.cancel(reason=reason, msg=msg)
+
+
+def cancel_reason(future: distributed.Future) -> str | None:
+    """Why dask cancelled `future` (e.g. "scheduler-connection-lost"), without a round trip.
+
+    Internal: `Future._state.exception` holds the `FutureCancelledError` with its
+    `reason`; the public `future.exception()` would block on the event loop.
+    """
+    state = getattr(future, "_state", None)
+    return getattr(getattr(state, "exception", None), "reason", None)
+
+
+class ReduceReplicasExcept(ReduceReplicas):
+    """dask's `ReduceReplicas` memory-manager policy, except for keys replicated on purpose.
+
+    Internal: the policy protocol is documented, but what it reads is not
+    (`self.manager.scheduler.tasks`, each suggestion's `ts.key`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.protected: set[Any] = set()
+
+    def run(self):
+        tasks = self.manager.scheduler.tasks
+        self.protected &= tasks.keys()
+        suggestions = super().run()
+        answer = None
+        while True:
+            try:
+                suggestion = suggestions.send(answer)
+            except StopIteration:
+                return
+            if suggestion.ts.key in self.protected:
+                answer = None
+                continue
+            answer = yield suggestion
+
+
+def check_transport(scheme: str) -> None:
+    """`ValueError` unless dask has a transport for `scheme` (tcp, tls, ws, ucx, ...).
+
+    Internal: `distributed.comm.registry.get_backend` is where dask looks its
+    transports up (including those that packages register as entry points).
+    """
+    distributed.comm.registry.get_backend(scheme)
