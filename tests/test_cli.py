@@ -25,7 +25,7 @@ import pytest
 from markers import needs_dot
 from real_cluster import Cluster, end_process, free_port, wait_until
 
-from pydispatch import AsyncExecutor, DispatchGraph, __version__, cli
+from pydispatch import AsyncExecutor, DispatchGraph, Executor, ParallelExecutor, __version__, cli
 from pydispatch.commands import run as run_command
 from pydispatch.runfile import GraphFileError, load_graph_file
 
@@ -199,11 +199,15 @@ def test_pydispatch_frames_from_a_worker_elsewhere_are_left_out_by_module(
     assert text == f"  File \"{user}\", line 2, in boom\n    raise ValueError('x')\n"
 
 
+@pytest.mark.parametrize("executor", [AsyncExecutor, ParallelExecutor])
 def test_local_traces_leave_out_pydispatchs_frames(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    executor: type[Executor],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`DependencyError.trace` of an in-process run: the user's frames, with their carets."""
-    monkeypatch.setattr(run_command, "_open_executor", lambda args: AsyncExecutor())
+    """`DependencyError.trace` of a run in threads or in worker processes: the user's frames."""
+    monkeypatch.setattr(run_command, "_open_executor", lambda args: executor())
     path = tmp_path / "fail.py"
     path.write_text(NESTED_FAILURE)
     assert main_exit_code(["run", str(path), "--json", "--quiet"]) == 1

@@ -6,27 +6,25 @@ worker that cannot import that module. Such functions are wrapped in
 `ByValue`, which carries them as cloudpickle bytes; a worker unpickles each
 function once. Functions of installed packages still travel by reference.
 
-cloudpickle replaces the file name of every code object it pickles with
-``<dynamic-code>``; the pickler here keeps each one's own (nested functions,
-lambdas and helper functions included), so tracebacks from the workers show
-the user's file, line and source text.
+Functions are pickled with `pydispatch.pickling.dumps`, which keeps the file
+name of every code object cloudpickle would replace with ``<dynamic-code>``,
+so tracebacks from the workers show the user's file, line and source text.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
 import sysconfig
 import threading
-import types
 import weakref
-from collections import ChainMap
 from collections.abc import Callable
 from typing import Any, Literal
 
 import cloudpickle
+
+from ..pickling import dumps
 
 ShipMode = Literal["auto", "always", "never"]
 SHIP_MODES = ("auto", "always", "never")
@@ -93,38 +91,6 @@ def _rebuild(payload: bytes, name: str, digest: str) -> ByValue:
     shipped = ByValue.__new__(ByValue)
     shipped.payload, shipped.name, shipped.digest = payload, name, digest
     return shipped
-
-
-_CODE_REDUCE = cloudpickle.Pickler.dispatch_table[types.CodeType]
-
-
-def _code_keeping_filename(code: types.CodeType) -> tuple[Any, ...]:
-    """cloudpickle's reduction of `code`, with its real file name put back on loading."""
-    rebuild, args = _CODE_REDUCE(code)
-    return (_named_code, (rebuild, args, code.co_filename))
-
-
-def _named_code(rebuild: Callable[..., types.CodeType], args: Any, filename: str) -> Any:
-    return rebuild(*args).replace(co_filename=filename)
-
-
-class _Pickler(cloudpickle.Pickler):
-    """cloudpickle's pickler, except that code objects keep their file names.
-
-    Code objects nested in others (inner functions, lambdas, comprehensions)
-    go through the same reducer, as constants of the outer one.
-    """
-
-    dispatch_table = ChainMap(
-        {types.CodeType: _code_keeping_filename}, cloudpickle.Pickler.dispatch_table
-    )
-
-
-def dumps(obj: Any) -> bytes:
-    """`cloudpickle.dumps(obj)`, keeping the source file name of every code object in it."""
-    with io.BytesIO() as file:
-        _Pickler(file, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(obj)
-        return file.getvalue()
 
 
 def _dumps_by_value(func: Callable[..., Any], module_name: str) -> bytes:
