@@ -100,7 +100,7 @@ def _counts_html(counts: dict[str, int]) -> str:
         for state, count in counts.items()
         if count or state == DONE
     ]
-    return f"{total} nodes: " + ", ".join(parts)
+    return f"{total} node{'' if total == 1 else 's'}: " + ", ".join(parts)
 
 
 def _dashboard_html(dashboard: Any) -> str:
@@ -110,9 +110,9 @@ def _dashboard_html(dashboard: Any) -> str:
     link = getattr(dashboard, "link", dashboard if isinstance(dashboard, str) else None)
     if link:
         ref = html.escape(link, quote=True)
-        return f'dashboard: <a href="{ref}" target="_blank">{html.escape(link)}</a>'
+        return f'<a href="{ref}" target="_blank">{html.escape(link)}</a>'
     problem = getattr(dashboard, "problem", None)
-    return f"dashboard unavailable: {html.escape(str(problem))}" if problem else ""
+    return f"unavailable: {html.escape(str(problem))}" if problem else ""
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:

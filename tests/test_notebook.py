@@ -76,7 +76,7 @@ def test_summaries_of_a_dask_run_and_executor(dask_cluster: Cluster) -> None:
         run = _cells(results._repr_html_())
         assert run["outputs"] == "2 (1 failed)"
         assert run["nodes"] == "5 nodes: 3 done, 1 failed, 1 not run"
-        assert run["dashboard"].startswith("dashboard unavailable: the scheduler at ")
+        assert run["dashboard"].startswith("unavailable: the scheduler at ")
         summary = executor._repr_html_()
         assert "<strong>DaskExecutor</strong>" in summary
         cells = _cells(summary)
@@ -90,8 +90,8 @@ def test_summaries_of_a_local_run_have_no_dashboard() -> None:
     assert "last run" not in _cells(executor._repr_html_())
     results = executor.run([Op(three)])
     cells = _cells(results._repr_html_())
-    assert cells == {"outputs": "1", "nodes": "1 nodes: 1 done"}
-    assert _cells(executor._repr_html_())["last run"] == "1 nodes: 1 done"
+    assert cells == {"outputs": "1", "nodes": "1 node: 1 done"}
+    assert _cells(executor._repr_html_())["last run"] == "1 node: 1 done"
 
 
 @pytest.fixture
