@@ -23,6 +23,12 @@ from .executors import AsyncExecutor, Backoff, Executor, ParallelExecutor
 from .graph import CollectNode, DataNode, DispatchGraph, DispatchNode, IndexNode, Op, op
 from .results import Result
 
+# the tools register themselves with the core: the terminal progress display for
+# run(progress=True), the graph drawer for DispatchGraph.visualize, and (last, so its
+# display wins in a notebook) Jupyter's pictures, summaries and progress
+from . import progress_display, visualize  # noqa: F401  isort: skip
+from . import notebook  # noqa: F401  isort: skip
+
 if TYPE_CHECKING:
     from .dask_adapter.client import Client
     from .dask_adapter.keys import get_key

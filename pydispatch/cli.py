@@ -102,11 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "file", metavar="FILE", help="Python (or Julia) file defining `outputs` or `main()`"
     )
-    run.add_argument(
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="run on this dask scheduler (e.g. 127.0.0.1:8786, tls://host:8786); "
-        "default: start an embedded local cluster on 127.0.0.1 and stop it afterwards",
+        help="run on this dask scheduler (e.g. 127.0.0.1:8786, tls://host:8786, any dask "
+        "transport); default: start an embedded local cluster on 127.0.0.1 and stop it "
+        "afterwards",
+    )
+    where.add_argument(
+        "--scheduler-file",
+        metavar="PATH",
+        help="run on the scheduler this file names (written by `dask scheduler "
+        "--scheduler-file PATH`, as dask-jobqueue and HPC set-ups do)",
     )
     run.add_argument(
         "--workers",

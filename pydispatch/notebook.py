@@ -22,12 +22,14 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .graph import DispatchGraph, DispatchNode
+from .graph import DispatchGraph, DispatchNode, register_html
+from .progress import Progress, register_display
+from .progress_display import TerminalProgress
+from .results import RunResults
 from .visualize import DONE, FAILED, NOT_RUN, STATES, node_state, to_dot
 
 if TYPE_CHECKING:
     from .plan import Plan
-    from .results import RunResults
 
 _COLOURS = {DONE: "#2e7d32", FAILED: "#c62828", NOT_RUN: "#757575"}
 _REFRESH = 0.25  # seconds between two updates of a notebook progress display
@@ -160,6 +162,17 @@ def executor_html(executor: Any) -> str:
     return _table(type(executor).__name__, rows)
 
 
+def render_html(obj: Any) -> str | None:
+    """The HTML Jupyter shows for a graph, a run's results or an executor; None otherwise."""
+    if isinstance(obj, DispatchGraph):
+        return graph_html(obj)
+    if isinstance(obj, RunResults):
+        return results_html(obj)
+    if callable(getattr(obj, "run", None)):  # an executor (this layer cannot name the type)
+        return executor_html(obj)
+    return None
+
+
 # -- progress in a notebook cell ---------------------------------------------------------
 
 
@@ -223,8 +236,6 @@ class NotebookProgress:
             try:
                 self._open()
             except Exception:  # no usable IPython display: the plain display instead
-                from .progress_display import TerminalProgress
-
                 self._fallback = TerminalProgress()
         if self._fallback is not None:
             self._fallback.start(plan)
@@ -297,3 +308,12 @@ class NotebookProgress:
         while not self._stop.wait(max(self.refresh, 0.5)):
             with self._lock:
                 self._show()
+
+
+def progress_display() -> Progress:
+    """The display of `run(progress=True)`: in a notebook cell there, else the terminal's."""
+    return NotebookProgress() if in_notebook() else TerminalProgress()
+
+
+register_html(render_html)
+register_display(progress_display)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -32,17 +33,24 @@ class NoProgress:
         pass
 
 
+_displays: list[Callable[[], Progress]] = []
+
+
+def register_display(factory: Callable[[], Progress]) -> None:
+    """Make `factory` the display that `run(progress=True)` shows (the last one wins).
+
+    The core knows no display: the tools register theirs (the terminal display,
+    and in a notebook the notebook one) when `pydispatch` is imported.
+    """
+    _displays.append(factory)
+
+
 def make_progress(progress: bool | Progress) -> Progress:
-    """The reporter for `run(progress=...)`: True for the terminal display (in a Jupyter
-    kernel, the notebook's)."""
+    """The reporter for `run(progress=...)`: True for the registered display."""
     if progress is False or progress is None:
         return NoProgress()
     if progress is True:
-        from .notebook import NotebookProgress, in_notebook
-
-        if in_notebook():
-            return NotebookProgress()
-        from .progress_display import TerminalProgress
-
-        return TerminalProgress()
+        if not _displays:
+            return NoProgress()
+        return _displays[-1]()
     return progress

@@ -13,6 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from .progress import register_display
+
 if TYPE_CHECKING:
     from .graph import DispatchNode
     from .plan import Plan
@@ -161,3 +163,6 @@ class TerminalProgress:
                 if not self._running:
                     return
                 self._show(force=self.tty)
+
+
+register_display(TerminalProgress)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import DependencyError
+from .graph import html_of
 
 if TYPE_CHECKING:
     from .graph import DispatchNode
@@ -72,10 +73,8 @@ class RunResults(list[Result["DispatchNode"]]):
         """The executor that ran them (None once it is gone)."""
         return None if self._executor is None else self._executor()
 
-    def _repr_html_(self) -> str:
-        from .notebook import results_html
-
-        return results_html(self)
+    def _repr_html_(self) -> str | None:
+        return html_of(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (list, (list(self),))  # pickled, it is the plain list of results

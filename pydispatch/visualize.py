@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DependencyError, VisualizationError
-from .graph import CollectNode, DataNode, DispatchGraph, DispatchNode, IndexNode
+from .graph import (
+    CollectNode,
+    DataNode,
+    DispatchGraph,
+    DispatchNode,
+    IndexNode,
+    register_drawer,
+)
 
 if TYPE_CHECKING:
     import graphviz
@@ -213,3 +220,6 @@ def visualize(
     except OSError as err:
         raise VisualizationError(f"cannot write the picture to {str(target)!r}: {err}") from err
     return target
+
+
+register_drawer(visualize)

@@ -67,11 +67,14 @@ def _open_executor(args: argparse.Namespace) -> Executor:
     from .. import DaskExecutor
 
     security = _security(args)
-    if args.scheduler is not None:
+    if args.scheduler is not None or args.scheduler_file is not None:
         connect = min(10.0, args.timeout) if args.timeout else 10.0
         try:
             executor: Executor = DaskExecutor(
-                args.scheduler, connect_timeout=connect, security=security
+                args.scheduler,
+                scheduler_file=args.scheduler_file,
+                connect_timeout=connect,
+                security=security,
             )
         except ValueError as err:
             raise CommandError(f"bad --scheduler address: {err}") from None
@@ -118,7 +121,7 @@ def _user_traceback(err: BaseException) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`pydispatch run`: load FILE, run its outputs, report them."""
-    if args.scheduler is not None and (args.workers or args.threads):
+    if (args.scheduler or args.scheduler_file) is not None and (args.workers or args.threads):
         raise CommandError(
             "--workers and --threads size the embedded cluster; with --scheduler, start "
             "workers on that cluster instead (pydispatch worker ADDRESS --nworkers N)"

@@ -147,14 +147,15 @@ def _synchronized(
 class Client:
     """Submits nodes to a dask scheduler and fetches, cancels or replicates their results.
 
-    `scheduler` is an address (`"tcp://host:8786"`, any transport dask supports), a
-    `distributed.Client` (used, never closed), or a dask cluster object (anything with
-    `scheduler_address`, and its `security`); or give `scheduler_file=PATH`.
+    `scheduler_address` is an address (default `127.0.0.1:8786`; any transport dask
+    supports), a `distributed.Client` (used, never closed), or a dask cluster object
+    (anything with `scheduler_address`, and its `security`); or give
+    `scheduler_file=PATH` instead.
     """
 
     def __init__(
         self,
-        scheduler: SchedulerTarget = "127.0.0.1:8786",
+        scheduler_address: SchedulerTarget | None = None,
         *,
         scheduler_file: str | os.PathLike[str] | None = None,
         connect_timeout: float = 10.0,
@@ -173,7 +174,7 @@ class Client:
         self._ledger: Ledger[Future] = Ledger()
         try:
             self._session = Session.open(
-                scheduler,
+                scheduler_address,
                 scheduler_file=scheduler_file,
                 security=security,
                 connect_timeout=connect_timeout,

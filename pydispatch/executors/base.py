@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DependencyError
-from ..graph import DispatchGraph, DispatchNode
+from ..graph import DispatchGraph, DispatchNode, html_of
 from ..plan import Plan
 from ..progress import Progress, make_progress
 from ..results import Result, RunResults
@@ -132,10 +132,8 @@ class Executor(ABC):
         ).start()
         return future
 
-    def _repr_html_(self) -> str:
-        from ..notebook import executor_html
-
-        return executor_html(self)
+    def _repr_html_(self) -> str | None:
+        return html_of(self)
 
     def close(self) -> None:  # noqa: B027 - most executors hold nothing
         """Release what the executor holds (pools, connections)."""

@@ -169,13 +169,18 @@ class _Watch:
 class DaskExecutor(Executor):
     """Runs graphs on the dask scheduler at `scheduler_address`.
 
+    `scheduler_address` is an address (default `127.0.0.1:8786`; any transport dask
+    supports), a `distributed.Client` (used, never closed), or a dask cluster object
+    (anything with `scheduler_address`, and its `security`); or give
+    `scheduler_file=PATH` instead.
+
     Each run becomes one dask graph sent in one update; results stay on the
     cluster until asked for (`node.result()`), cancelled, or `reset()`.
     """
 
     def __init__(
         self,
-        scheduler_address: SchedulerTarget = "127.0.0.1:8786",
+        scheduler_address: SchedulerTarget | None = None,
         *,
         scheduler_file: str | os.PathLike[str] | None = None,
         retries: int = 0,
