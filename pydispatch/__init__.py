@@ -24,8 +24,10 @@ from .graph import CollectNode, DataNode, DispatchGraph, DispatchNode, IndexNode
 from .results import Result
 
 # the tools register themselves with the core: the terminal progress display for
-# run(progress=True), the graph drawer for DispatchGraph.visualize
+# run(progress=True), the graph drawer for DispatchGraph.visualize, and (last, so its
+# display wins in a notebook) Jupyter's pictures, summaries and progress
 from . import progress_display, visualize  # noqa: F401  isort: skip
+from . import notebook  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from .dask_adapter.client import Client

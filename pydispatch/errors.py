@@ -8,9 +8,10 @@ they arrive as `DependencyError.err`.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterator
 from typing import Protocol
+
+from .tracebacks import format_user_exception
 
 
 class DispatchNode(Protocol):
@@ -109,11 +110,10 @@ class DependencyError(DispatcherError):
 
     @classmethod
     def from_exception(cls, err: BaseException, node: DispatchNode | None) -> DependencyError:
-        """Wrap `err` as raised locally, keeping its traceback text."""
+        """Wrap `err` as raised locally, keeping its traceback text, without pydispatch's frames."""
         if isinstance(err, DependencyError):
             return cls(err, err.trace, node)
-        trace = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-        return cls(err, trace, node)
+        return cls(err, format_user_exception(err), node)
 
     def chain(self) -> Iterator[DependencyError]:
         """This error, then the upstream errors it wraps, down to the node that raised."""

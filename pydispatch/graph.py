@@ -458,6 +458,10 @@ class DispatchGraph:
         coloured by its state after a run; see `pydispatch.visualize.visualize`."""
         return _drawer[0](self, path, states, **options)
 
+    def _repr_html_(self) -> str | None:
+        """The graph for Jupyter: its SVG picture, or its text form without graphviz's `dot`."""
+        return html_of(self)
+
     def __repr__(self) -> str:
         edges = sum(len(c) for c in self._children)
         return f"DispatchGraph({len(self)} nodes, {edges} edges)"
@@ -477,6 +481,23 @@ def register_drawer(draw: Callable[..., Any]) -> None:
     when `pydispatch` is imported.
     """
     _drawer[0] = draw
+
+
+_html: list[Callable[[Any], str | None]] = []
+
+
+def register_html(render: Callable[[Any], str | None]) -> None:
+    """Make `render(obj)` the HTML Jupyter shows for a graph, a run's results or an executor.
+
+    The core renders nothing: `pydispatch.notebook` registers itself when
+    `pydispatch` is imported.
+    """
+    _html[:] = [render]
+
+
+def html_of(obj: Any) -> str | None:
+    """The HTML Jupyter shows for `obj` (`_repr_html_`); None when no renderer is registered."""
+    return _html[0](obj) if _html else None
 
 
 def check_nodes(nodes: Iterable[Any], what: str) -> list[DispatchNode]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import DependencyError
+from .graph import html_of
+
+if TYPE_CHECKING:
+    from .graph import DispatchNode
 
 T = TypeVar("T")
 
@@ -43,3 +49,32 @@ class Result(Generic[T]):
         if self._error is not None:
             return f"Result(error={self._error})"
         return f"Result({self._value!r})"
+
+
+class RunResults(list[Result["DispatchNode"]]):
+    """What `executor.run` returns: one `Result` per output, in order (it is a list).
+
+    It also holds `nodes`, every node the run planned, and the `executor`, for
+    a short summary in Jupyter (nodes by state, the dask dashboard link).
+    """
+
+    def __init__(
+        self,
+        results: Iterable[Result[DispatchNode]] = (),
+        nodes: Iterable[DispatchNode] = (),
+        executor: Any = None,
+    ):
+        super().__init__(results)
+        self.nodes: list[DispatchNode] = list(nodes)
+        self._executor = None if executor is None else weakref.ref(executor)
+
+    @property
+    def executor(self) -> Any:
+        """The executor that ran them (None once it is gone)."""
+        return None if self._executor is None else self._executor()
+
+    def _repr_html_(self) -> str | None:
+        return html_of(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))  # pickled, it is the plain list of results

@@ -19,11 +19,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import distributed
 import psutil
 import pytest
+from markers import needs_dot
 from real_cluster import Cluster, end_process, free_port, wait_until
 
-from pydispatch import AsyncExecutor, DispatchGraph, __version__, cli
+from pydispatch import AsyncExecutor, DispatchGraph, Executor, ParallelExecutor, __version__, cli
 from pydispatch.commands import run as run_command
 from pydispatch.runfile import GraphFileError, load_graph_file
 
@@ -44,6 +46,45 @@ a = Op(three)
 b = Op(boom, a)
 outputs = [a, b, Op(max, b, a)]
 """
+
+
+# boom's traceback runs through a nested function, a lambda, a helper and a comprehension:
+# each frame must show this file, its line and its source text.
+NESTED_FAILURE = """\
+from pydispatch import Op
+
+
+def helper(values):
+    return [1 / v for v in values]
+
+
+def boom():
+    def inner():
+        check = lambda v: helper([v])  # noqa: E731
+        return check(0)
+
+    return inner()
+
+
+outputs = [Op(boom)]
+"""
+NESTED_FRAMES = [
+    (13, "boom", "return inner()"),
+    (11, "inner", "return check(0)"),
+    (10, "<lambda>", "check = lambda v: helper([v])  # noqa: E731"),
+    (5, "helper", "return [1 / v for v in values]"),
+]
+
+
+def assert_user_traceback(trace: str, path: Path) -> None:
+    """`trace` shows each frame of NESTED_FAILURE with file, line and source; nothing else."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)\n +(.+)', trace)
+    assert [(int(line), name, source.strip()) for _, line, name, source in frames[:4]] == (
+        NESTED_FRAMES
+    ), trace
+    assert {file for file, *_ in frames} == {str(path)}, trace  # no frame of pydispatch's
+    assert "<dynamic-code>" not in trace and "pydispatch" not in trace
+    assert trace.rstrip().endswith("ZeroDivisionError: division by zero"), trace
 
 
 def pydispatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -68,7 +109,7 @@ def failing_file(tmp_path: Path) -> Path:
 
 
 def test_cluster_example_on_embedded_cluster(tmp_path: Path) -> None:
-    picture = tmp_path / "cluster.svg"
+    picture = tmp_path / "cluster.dot"  # graphviz source: needs no `dot` program
     proc = pydispatch(
         "run", "examples/cluster.py", "--workers", "2", "--threads", "1",
         "--json", "--visualize", str(picture),
@@ -84,11 +125,99 @@ def test_cluster_example_on_embedded_cluster(tmp_path: Path) -> None:
     final = re.findall(r"^pydispatch: (\d+)/(\d+) finished, [\d.]+s elapsed$", proc.stderr, re.M)
     assert len(final) == 1 and int(final[0][1]) >= 490
     assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
-    texts = {t.text for t in ET.parse(picture).iter(f"{SVG}text")}
-    assert {"load", "load_from_sql", "process", "roll", "compare", "reduction"} <= texts
+    source = picture.read_text()
+    assert source.startswith("digraph pydispatch {")
+    for label in ("load", "load_from_sql", "process", "roll", "compare", "reduction"):
+        assert re.search(rf'label="?{label}"?[ \]]', source), label
+    assert 'fillcolor="#b7e4a7"' in source  # after the run: nodes coloured as done
+
+
+def test_tracebacks_show_the_users_file_lines_and_source_without_dasks_log(
+    tmp_path: Path,
+) -> None:
+    """On the embedded cluster pydispatch reports a failure once, readably.
+
+    dask's worker log of the failure ("Compute Failed") would repeat it, so it is quiet.
+    """
+    path = tmp_path / "fail.py"
+    path.write_text(NESTED_FAILURE)
+    proc = pydispatch("run", str(path), "--workers", "1", "--threads", "1")
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "FAILED boom: ZeroDivisionError: division by zero" in err
+    assert "Compute Failed" not in err and "distributed.worker - ERROR" not in err, err
+    trace = err.split("traceback of 'boom' (where it ran):\n", 1)[1]
+    trace = trace.split("\npydispatch: ", 1)[0]  # up to the closing summary line
+    assert trace.count("Traceback (most recent call last)") == 1
+    assert_user_traceback(trace, path)
 
 
 # -- runs on the fixture cluster ------------------------------------------------------
+
+
+def test_json_traceback_shows_the_users_frames_and_dask_keeps_its_log_there(
+    dask_cluster: Cluster, tmp_path: Path
+) -> None:
+    path = tmp_path / "fail.py"
+    path.write_text(NESTED_FAILURE)
+    proc = pydispatch("run", str(path), "--scheduler", dask_cluster.address, "--json")
+    assert proc.returncode == 1
+    (boom,) = json.loads(proc.stdout)["outputs"]
+    assert_user_traceback(boom["error"]["traceback"], path)
+    # Not an embedded cluster: its workers' own log of the failure is left alone.
+    with distributed.Client(dask_cluster.address, timeout=10, set_as_default=False) as client:
+        logs = client.get_worker_logs()
+    assert any("Compute Failed" in text for lines in logs.values() for _, text in lines)
+
+
+def test_pydispatch_frames_from_a_worker_elsewhere_are_left_out_by_module(
+    tmp_path: Path,
+) -> None:
+    """On another machine pydispatch lives at another path: its module names still tell."""
+    from tblib import Traceback
+
+    from pydispatch.tracebacks import format_user_frames
+
+    user = tmp_path / "job.py"
+    user.write_text("def boom():\n    raise ValueError('x')\n")
+
+    def frame(filename: str, module: str, name: str, line: int, below: object) -> object:
+        code = {"co_filename": filename, "co_name": name}
+        globs = {"__name__": module, "__file__": filename}
+        return {
+            "tb_frame": {"f_globals": globs, "f_locals": {}, "f_code": code, "f_lineno": line},
+            "tb_lineno": line,
+            "tb_next": below,
+        }
+
+    remote = frame(
+        "/opt/venv/lib/python3.11/site-packages/pydispatch/dask_adapter/transfer.py",
+        "pydispatch.dask_adapter.transfer", "__call__", 67,
+        frame(str(user), "__pydispatch_run__", "boom", 2, None),
+    )  # fmt: skip
+    text = format_user_frames(Traceback.from_dict(remote).as_traceback(), remote=True)
+    assert text == f"  File \"{user}\", line 2, in boom\n    raise ValueError('x')\n"
+
+
+@pytest.mark.parametrize("executor", [AsyncExecutor, ParallelExecutor])
+def test_local_traces_leave_out_pydispatchs_frames(
+    executor: type[Executor],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`DependencyError.trace` of a run in threads or in worker processes: the user's frames."""
+    monkeypatch.setattr(run_command, "_open_executor", lambda args: executor())
+    path = tmp_path / "fail.py"
+    path.write_text(NESTED_FAILURE)
+    assert main_exit_code(["run", str(path), "--json", "--quiet"]) == 1
+    (boom,) = json.loads(capsys.readouterr().out)["outputs"]
+    trace = boom["error"]["traceback"]
+    assert "pydispatch" not in trace and "<dynamic-code>" not in trace
+    lines = [line.strip() for line in trace.splitlines()]
+    for number, name, source in NESTED_FRAMES:
+        assert f'File "{path}", line {number}, in {name}' in lines
+        assert source in lines
 
 
 @pytest.mark.parametrize(
@@ -379,6 +508,18 @@ def test_sibling_modules_are_importable_and_shipped_by_value(tmp_path: Path) -> 
     assert module.__name__ in cloudpickle.list_registry_pickle_by_value()
     cloudpickle.unregister_pickle_by_value(module)
     del sys.modules["helpers_for_cli_test"]
+
+
+@needs_dot
+def test_visualize_draws_an_svg_with_the_states(
+    tmp_path: Path, failing_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_command, "_open_executor", lambda args: AsyncExecutor())
+    picture = tmp_path / "run.svg"
+    assert main_exit_code(["run", str(failing_file), "--quiet", "--visualize", str(picture)]) == 1
+    texts = {t.text for t in ET.parse(picture).iter(f"{SVG}text")}
+    assert {"three", "boom", "max"} <= texts
+    assert any("red: failed" in str(t) for t in texts)
 
 
 def test_quiet_prints_only_the_outputs(

@@ -2,7 +2,8 @@
 crossing a module boundary (lazy imports inside functions included).
 
 Rooms, bottom to top (DESIGN.md, "Layout"):
-  core       graph, plan, retry, errors, results, progress, address, annotations, tracebacks
+  core       graph, plan, retry, errors, results, progress, address, annotations, tracebacks,
+             pickling
   tools      visualize, progress display, runfile, report: use only the core
   local      executors.base and the local executors: use only the core
   adapter    dask_adapter.*: everything that speaks to dask; only the core below it
@@ -30,6 +31,7 @@ CORE = {
     "results",
     "progress",
     "tracebacks",
+    "pickling",
 }
 TOOLS = {"visualize", "progress_display", "runfile", "report", "notebook"}
 ALLOWED = {

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from markers import needs_dot
 from tasks import boom, three
 
 from pydispatch import AsyncExecutor, CollectNode, DataNode, DispatchGraph, Op
@@ -46,6 +47,7 @@ def _node_fills(path: Path) -> dict[str, str]:
     return fills
 
 
+@needs_dot
 def test_svg_holds_every_label_and_edge(tmp_path: Path) -> None:
     graph, _ = _graph()
     path = visualize(graph, tmp_path / "g.svg")
@@ -57,12 +59,14 @@ def test_svg_holds_every_label_and_edge(tmp_path: Path) -> None:
     assert len(edges) == len(graph.edges())
 
 
+@needs_dot
 def test_before_a_run_nodes_are_not_coloured(tmp_path: Path) -> None:
     graph, _ = _graph()
     fills = _node_fills(visualize(graph, tmp_path / "g.svg"))
     assert set(fills.values()) == {"#ffffff"}
 
 
+@needs_dot
 def test_after_a_run_each_node_has_its_state(tmp_path: Path) -> None:
     graph, nodes = _graph()
     AsyncExecutor().run(graph, throw_error=False)
@@ -77,6 +81,7 @@ def test_after_a_run_each_node_has_its_state(tmp_path: Path) -> None:
     assert _node_fills(overridden)["max"] == COLOURS[FAILED]
 
 
+@needs_dot
 def test_png_pdf_and_dot_source(tmp_path: Path) -> None:
     node = Op(max, DataNode(1), DataNode(2))
     assert visualize(node, tmp_path / "g.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -90,7 +95,7 @@ def test_bad_paths_and_states(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"give a file ending in \.svg"):
         visualize(node, tmp_path / "g.bmp")
     with pytest.raises(VisualizationError, match="does not exist"):
-        check_can_draw(tmp_path / "missing" / "g.svg")
+        check_can_draw(tmp_path / "missing" / "g.dot")  # no `dot` needed
     with pytest.raises(ValueError, match="states are one of"):
         visualize(node, tmp_path / "g.svg", states={node: "ok"})
 

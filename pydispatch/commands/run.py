@@ -7,12 +7,11 @@ import json
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import CommandError, DependencyError, DispatcherError, RunTimeoutError
-from ..tracebacks import skip_own_frames
+from ..tracebacks import format_user_exception
 from . import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -116,8 +115,8 @@ def _load(path: str) -> GraphFile:
 
 
 def _user_traceback(err: BaseException) -> list[str]:
-    """The traceback of `err` without the frames of pydispatch and runpy above the user's file."""
-    return traceback.format_exception(type(err), err, skip_own_frames(err.__traceback__))
+    """The traceback of `err` without pydispatch's frames (nor runpy's above the user's file)."""
+    return [format_user_exception(err)]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -144,10 +143,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     picture: str | None = None
     try:
         address = getattr(executor, "scheduler_address", None)
-        dashboard = getattr(executor, "dashboard_link", None)
+        board = getattr(executor, "dashboard", None)
+        dashboard = getattr(board, "link", None)
         info.line(f"scheduler {address}" if address else "running")
-        if dashboard:
-            info.line(f"dashboard {dashboard}")
+        if board is not None:
+            info.line(f"dashboard {board}")
         reports, run_error = _execute(executor, graph_file.outputs, args)
         if args.visualize:
             picture = _draw(graph_file, args.visualize)
@@ -281,7 +281,7 @@ def _root_trace(error: BaseException) -> tuple[Any, str]:
             inner = inner.err
         trace = inner.trace if isinstance(inner, DependencyError) else ""
         return error.failed_node, trace or error.trace
-    return None, "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return None, format_user_exception(error)
 
 
 def _json_default(value: Any) -> Any:

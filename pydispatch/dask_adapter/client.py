@@ -59,7 +59,7 @@ def remote_trace(future: Future) -> str:
         tb = future.traceback()
     except Exception:
         return ""
-    return format_user_frames(tb)
+    return format_user_frames(tb, remote=True)
 
 
 class DaskOutcome:

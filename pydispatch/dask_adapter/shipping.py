@@ -5,6 +5,10 @@ pickle can, so a function from a user's script or test module fails on a
 worker that cannot import that module. Such functions are wrapped in
 `ByValue`, which carries them as cloudpickle bytes; a worker unpickles each
 function once. Functions of installed packages still travel by reference.
+
+Functions are pickled with `pydispatch.pickling.dumps`, which keeps the file
+name of every code object cloudpickle would replace with ``<dynamic-code>``,
+so tracebacks from the workers show the user's file, line and source text.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import os
 import sys
 import sysconfig
 import threading
-import types
 import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
 import cloudpickle
+
+from ..pickling import dumps
 
 ShipMode = Literal["auto", "always", "never"]
 SHIP_MODES = ("auto", "always", "never")
@@ -38,6 +43,8 @@ def _module_is_installed(module_name: str) -> bool:
     if top in sys.builtin_module_names or top in ("pydispatch", "builtins"):
         return True
     module = sys.modules.get(module_name)
+    if module is None:  # e.g. the file `pydispatch run` ran: no worker can import it
+        return False
     path = getattr(module, "__file__", None)
     if path is None:
         return True
@@ -57,12 +64,11 @@ def needs_shipping(func: Any, mode: ShipMode) -> bool:
 class ByValue:
     """A function carried as cloudpickle bytes; calling it calls the function."""
 
-    __slots__ = ("__weakref__", "digest", "filename", "name", "payload")
+    __slots__ = ("__weakref__", "digest", "name", "payload")
 
-    def __init__(self, payload: bytes, name: str, filename: str = ""):
+    def __init__(self, payload: bytes, name: str):
         self.payload = payload
         self.name = name
-        self.filename = filename
         self.digest = hashlib.sha1(payload).hexdigest()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -71,43 +77,32 @@ class ByValue:
             with _LOADED_LOCK:
                 func = _LOADED.get(self.digest)
                 if func is None:
-                    func = _LOADED[self.digest] = _with_filename(
-                        cloudpickle.loads(self.payload), self.filename
-                    )
+                    func = _LOADED[self.digest] = cloudpickle.loads(self.payload)
         return func(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.payload, self.name, self.digest, self.filename))
+        return (_rebuild, (self.payload, self.name, self.digest))
 
     def __repr__(self) -> str:
         return f"ByValue({self.name})"
 
 
-def _rebuild(payload: bytes, name: str, digest: str, filename: str = "") -> ByValue:
+def _rebuild(payload: bytes, name: str, digest: str) -> ByValue:
     shipped = ByValue.__new__(ByValue)
     shipped.payload, shipped.name, shipped.digest = payload, name, digest
-    shipped.filename = filename
     return shipped
-
-
-def _with_filename(func: Any, filename: str) -> Any:
-    """Put back the source file name cloudpickle leaves out, for readable tracebacks."""
-    code = getattr(func, "__code__", None)
-    if filename and isinstance(code, types.CodeType):
-        func.__code__ = code.replace(co_filename=filename)
-    return func
 
 
 def _dumps_by_value(func: Callable[..., Any], module_name: str) -> bytes:
     """cloudpickle `func` with its module's code inside, even if this process can import it."""
     module = sys.modules.get(module_name)
     if module is None or module_name == "__main__":
-        return cloudpickle.dumps(func)
+        return dumps(func)
     registered = module_name in cloudpickle.list_registry_pickle_by_value()
     if not registered:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(func)
+        return dumps(func)
     finally:
         if not registered:
             cloudpickle.unregister_pickle_by_value(module)
@@ -137,12 +132,7 @@ class Shipper:
         except TypeError:
             shipped = None
         if shipped is None:
-            code = getattr(func, "__code__", None)
-            shipped = ByValue(
-                _dumps_by_value(func, module),
-                getattr(func, "__name__", repr(func)),
-                code.co_filename if isinstance(code, types.CodeType) else "",
-            )
+            shipped = ByValue(_dumps_by_value(func, module), getattr(func, "__name__", repr(func)))
             try:
                 self._done[func] = shipped
             except TypeError:

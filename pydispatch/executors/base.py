@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DependencyError
-from ..graph import DispatchGraph, DispatchNode
+from ..graph import DispatchGraph, DispatchNode, html_of
 from ..plan import Plan
 from ..progress import Progress, make_progress
-from ..results import Result
+from ..results import Result, RunResults
 from ..retry import Backoff, RetryPolicy, RetryPredicate
 
 logger = logging.getLogger("pydispatch")
@@ -49,6 +49,8 @@ class Executor(ABC):
     ):
         policy = RetryPolicy.checked(retries, retry_on, backoff)
         self._policy = dataclasses.replace(policy, retry_on=self.default_retry_on + policy.retry_on)
+        self.last_run: RunResults | None = None
+        """The results of the last run (for the summary Jupyter shows of the executor)."""
 
     @property
     def retries(self) -> int:
@@ -69,7 +71,7 @@ class Executor(ABC):
         throw_error: bool = True,
         timeout: float | None = None,
         progress: bool | Progress = False,
-    ) -> list[Result[DispatchNode]]:
+    ) -> RunResults:
         """Run the graph; one `Result` per output (per leaf, for a graph), in order.
 
         `inputs` are cut from the graph and keep the values of their last run;
@@ -94,12 +96,18 @@ class Executor(ABC):
         logger.debug(
             "%r: all %d nodes executed, %d failed", self, len(plan.order), len(report.failures)
         )
+        results = RunResults(
+            (
+                Result(error=report.failures[node]) if node in report.failures else Result(node)
+                for node in plan.outputs
+            ),
+            plan.order,
+            self,
+        )
+        self.last_run = results
         if throw_error and report.first_failure is not None:
             raise report.first_failure
-        return [
-            Result(error=report.failures[node]) if node in report.failures else Result(node)
-            for node in plan.outputs
-        ]
+        return results
 
     @abstractmethod
     def _execute(
@@ -123,6 +131,9 @@ class Executor(ABC):
             target=target, name=f"pydispatch-dispatch-{node.label}", daemon=True
         ).start()
         return future
+
+    def _repr_html_(self) -> str | None:
+        return html_of(self)
 
     def close(self) -> None:  # noqa: B027 - most executors hold nothing
         """Release what the executor holds (pools, connections)."""

@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import ssl
 import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import distributed
@@ -45,6 +49,68 @@ def _sink_futures(
     needed = {id(dep) for node in plan.order for dep in plan.dependencies(node)}
     sinks = {keys(node) for node in plan.order if id(node) not in needed}
     return [futures[key] for key in sinks]
+
+
+DASHBOARD_PROBE_TIMEOUT = 5.0
+"""Seconds to wait for the dashboard's page when checking that it is live."""
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Where dask's live dashboard is (`link`), or why there is none (`problem`)."""
+
+    link: str | None
+    problem: str | None = None
+
+    def __str__(self) -> str:
+        return self.link if self.link is not None else f"unavailable: {self.problem}"
+
+
+def _no_dashboard(scheduler: str) -> Dashboard:
+    return Dashboard(
+        None,
+        f"the scheduler at {scheduler} serves no dashboard (it was started with "
+        "--no-dashboard or dashboard_address=None)",
+    )
+
+
+def probe_dashboard(
+    link: str, scheduler: str, timeout: float = DASHBOARD_PROBE_TIMEOUT
+) -> Dashboard:
+    """`link` if it serves dask's live (bokeh) dashboard; otherwise why it does not.
+
+    A link that is not an http(s) URL (a proxy path from dask's
+    `distributed.dashboard.link` setting) cannot be checked here and is kept.
+    """
+    if not link.startswith(("http://", "https://")):
+        return Dashboard(link)
+    context = None
+    if link.startswith("https://"):
+        # Only the page's text is read, to tell the dashboard from an error page; a
+        # cluster's own TLS certificate must not make a live dashboard look dead.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(link, timeout=timeout, context=context) as response:
+            page = response.read(1_000_000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        if err.code == 404:  # the scheduler's HTTP server runs, without the dashboard
+            return _no_dashboard(scheduler)
+        return Dashboard(None, f"the dashboard at {link} answers with an error ({err})")
+    except (OSError, ValueError) as err:
+        return Dashboard(
+            None,
+            f"the dashboard at {link} does not answer ({err}); check that its port is "
+            "reachable from here",
+        )
+    if "Dask needs bokeh" in page:
+        return Dashboard(
+            None,
+            f"the scheduler serving {link} lacks bokeh, which dask's dashboard needs: "
+            'install "bokeh>=3.1.0" where the scheduler runs, then restart it',
+        )
+    return Dashboard(link)
 
 
 class _Watch:
@@ -136,6 +202,7 @@ class DaskExecutor(Executor):
             else None,
         }
         self._cluster: Any = None
+        self._dashboard: tuple[Client, Dashboard] | None = None
         self.client = Client(scheduler_address, **self._client_options)
         self._warned_no_worker = False
 
@@ -185,15 +252,39 @@ class DaskExecutor(Executor):
 
     @property
     def dashboard_link(self) -> str | None:
-        """The dask dashboard's address, when the scheduler serves one."""
+        """The address of dask's live dashboard; None when it is disabled or unavailable.
+
+        `dashboard` says why there is none.
+        """
+        return self.dashboard.link
+
+    @property
+    def dashboard(self) -> Dashboard:
+        """dask's live dashboard for this scheduler: its link, or why there is none.
+
+        The link is checked once (per connection) by fetching its page, so a
+        dashboard that is disabled, unreachable, or missing bokeh is reported
+        as such instead of as a dead link.
+        """
+        cached = self._dashboard
+        if cached is not None and cached[0] is self.client:
+            return cached[1]
+        dashboard = self._find_dashboard()
+        self._dashboard = (self.client, dashboard)
+        return dashboard
+
+    def _find_dashboard(self) -> Dashboard:
         dask = self.client.dask_client
         try:
-            if "dashboard" not in dask.scheduler_info(n_workers=0).get("services", {}):
-                return None
-            link = dask.dashboard_link
-        except Exception:
-            return None
-        return str(link) if link else None
+            services = dask.scheduler_info(n_workers=0).get("services", {})
+            link = dask.dashboard_link if "dashboard" in services else None
+        except Exception as err:
+            return Dashboard(
+                None, f"cannot ask the scheduler at {self.scheduler_address} about it ({err})"
+            )
+        if not link:
+            return _no_dashboard(self.scheduler_address)
+        return probe_dashboard(str(link), self.scheduler_address)
 
     def _execute(
         self, plan: Plan, *, throw_error: bool, timeout: float | None, progress: Progress

@@ -8,6 +8,7 @@ coordinates; values come back to it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import graphlib
 import heapq
 import itertools
@@ -24,9 +25,11 @@ import cloudpickle
 
 from ..errors import DependencyError, DispatcherError, RunTimeoutError
 from ..graph import Call, DispatchNode
+from ..pickling import dumps
 from ..plan import Plan
 from ..progress import Progress
 from ..retry import Backoff, RetryPredicate
+from ..tracebacks import format_user_exception
 from .base import Executor, RunReport
 
 
@@ -246,11 +249,13 @@ class _Run:
             due = time.monotonic() + self.executor._policy.backoff.delay(attempt + 1)
             heapq.heappush(self.delayed, (due, next(self._tie), node, attempt + 1))
             return
-        error = (
-            err
-            if isinstance(err, DependencyError) and err.node is node
-            else DependencyError.from_exception(err, node)
-        )
+        trace = err.__dict__.pop(_TRACE, None) if hasattr(err, "__dict__") else None
+        if isinstance(err, DependencyError) and err.node is node:
+            error = err
+        elif isinstance(trace, str):  # from a worker process, without pydispatch's frames
+            error = DependencyError(err, trace, node)
+        else:
+            error = DependencyError.from_exception(err, node)
         self._fail(node, error)
 
     def _succeed(self, node: DispatchNode, value: Any) -> None:
@@ -312,11 +317,17 @@ def _worker_died(err: BaseException) -> bool:
     return isinstance(err, BrokenProcessPool)
 
 
+_TRACE = "__pydispatch_trace__"
+"""Attribute on which a worker process sends back the user's traceback of an exception."""
+
+
 def _call_pickled(payload: bytes) -> Any:
     func, args, kwargs = cloudpickle.loads(payload)
     try:
         return func(*args, **kwargs)
     except Exception as err:
+        with contextlib.suppress(Exception):  # e.g. an exception type with __slots__
+            setattr(err, _TRACE, format_user_exception(err))
         # An exception the coordinator cannot unpickle breaks the whole pool, which
         # looks like a dead worker: it would be retried and its message lost.
         try:
@@ -355,7 +366,7 @@ class ParallelExecutor(PoolExecutor):
 
     def _submit(self, pool: cf.Executor, node: DispatchNode, call: Call) -> cf.Future[Any]:
         try:
-            payload = cloudpickle.dumps(call)
+            payload = dumps(call)
         except Exception as err:
             problem = DispatcherError(
                 f"cannot pickle the function or arguments of node {node.label!r} to send "
