@@ -149,6 +149,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         info.line(f"scheduler {address}" if address else "running")
         if dashboard:
             info.line(f"dashboard {dashboard}")
+        if graph_file.prepare is not None:
+            from ..runfile import GraphFileError
+
+            try:
+                graph_file.prepare(executor)
+            except GraphFileError as err:
+                raise CommandError(str(err)) from None
         reports, run_error = _execute(executor, graph_file.outputs, args)
         if args.visualize:
             picture = _draw(graph_file, args.visualize)
