@@ -72,7 +72,16 @@ def test_round_trips_keep_equality_and_fields(dumps: object) -> None:
         "bt",
         None,
     )
-    assert "Julia KeyError: key :a not found" in str(err)
+    assert str(err) == "Julia KeyError: key :a not found"
+
+
+def test_a_julia_task_error_prints_on_one_line() -> None:
+    # The backtrace is reported once, by whoever shows the error (pydispatch run
+    # prints the remote trace itself); str() stays one line.
+    err = JuliaTaskError("MethodError", "MethodError: no method\nClosest candidates:", "bt1\nbt2")
+    assert str(err) == "Julia MethodError: MethodError: no method"
+    assert err.backtrace == "bt1\nbt2"
+    assert str(JuliaTaskError("InterruptException", "")) == "Julia InterruptException"
 
 
 def test_tokens_are_content_hashes_stable_across_processes() -> None:

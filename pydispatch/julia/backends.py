@@ -204,9 +204,10 @@ def _usleep(seconds: float, *, hold_gil: bool) -> float:
     # DispatchBridge does around Julia work; through ctypes.PyDLL it keeps the GIL
     # held for the whole call, as a juliacall call that did not release it would.
     libc = (ctypes.PyDLL if hold_gil else ctypes.CDLL)(None)
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        libc.usleep(ctypes.c_uint(int(min(left, 0.5) * 1e6)))
+    whole = int(seconds)
+    if whole:
+        libc.sleep(ctypes.c_uint(whole))  # one call: the GIL is not handed over midway
+    libc.usleep(ctypes.c_uint(int((seconds - whole) * 1e6)))
     return seconds
 
 
@@ -224,6 +225,17 @@ def _julia_error(message: str) -> Any:
     raise FakeJuliaException("ErrorException", message)
 
 
+def _getindex(value: Any, index: Any) -> Any:
+    """Julia's ``getindex`` for the fake: 1-based for sequences, by key for dicts."""
+    if isinstance(value, dict):
+        return value[index]
+    if not 1 <= index <= len(value):
+        raise FakeJuliaException(
+            "BoundsError", f"BoundsError: attempt to access at index [{index}]"
+        )
+    return value[index - 1]
+
+
 #: The fake backend's "Julia": qualified name (or serialized bytes as text) -> Python callable.
 DEFAULT_FAKE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "Base.max": max,
@@ -232,6 +244,7 @@ DEFAULT_FAKE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "Base.sum": sum,
     "Base.string": lambda *xs: "".join(str(x) for x in xs),
     "Base.error": _julia_error,
+    "Base.getindex": _getindex,
     "Base.Threads.threadid": lambda: threading.get_ident(),
     "Main.spin": _spin,
     "Main.spin_holding_gil": _spin_holding_gil,
