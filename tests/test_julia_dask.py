@@ -7,6 +7,7 @@ scheduler, the owner thread inside a real worker, error transport and liveness.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 
@@ -74,7 +75,7 @@ def _longest_heartbeat_gap(client: Client, function: str, seconds: float) -> flo
         time.sleep(0.05)
     assert fut.result(timeout=60) == seconds
     ends = [t for t, _ in changes] + [time.monotonic()]
-    return max(b - a for a, b in zip(ends, ends[1:]))
+    return max(b - a for a, b in itertools.pairwise(ends))
 
 
 def test_a_long_julia_call_does_not_stop_heartbeats(client: Client) -> None:

@@ -279,7 +279,7 @@ def test_pending_calls_fail_when_the_owner_dies(backend: FakeBackend) -> None:
     pending = [rt.submit(JuliaFunction("Base.max"), (i, 0)) for i in range(3)]
     gate.release.set()
     for fut in pending:
-        with pytest.raises(JuliaRuntimeError, match="owner thread stopped.*owner killed"):
+        with pytest.raises(JuliaRuntimeError, match=r"owner thread stopped.*owner killed"):
             fut.result(TIMEOUT)
 
 

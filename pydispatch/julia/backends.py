@@ -12,7 +12,6 @@ import importlib
 import os
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
