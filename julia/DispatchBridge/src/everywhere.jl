@@ -138,3 +138,9 @@ function imported_names!(out::Set{String}, a, is_using::Bool)
     end
     return out
 end
+
+"The `Main` names the recorded `@everywhere` blocks define (what a graph may use)."
+function available_names()
+    names = pyimport("pydispatch.julia.everywhere").available_names()
+    return sort!(pyconvert(Vector{String}, pylist(names)))
+end
