@@ -1,8 +1,11 @@
 """The owner-thread runtime: one thread per process runs every Julia call.
 
-Calling Julia from dask's executor threads can hang the process (Julia GC on an
-adopted thread waits for the thread that started Julia; see
-``research/julia-bridge.md``). So exactly one thread, the *owner*, starts Julia
+Calling Julia from dask's executor threads can hang the process: Julia adopts
+each foreign thread that calls it, and a GC started on one waits for the thread
+that started Julia, which is busy elsewhere (JuliaPy/PythonCall.jl issue #578,
+"Julia GC triggered from a python thread causes hangs"; Julia's embedding manual,
+``doc/src/manual/embedding.md``, shows every call made from one thread). So
+exactly one thread, the *owner*, starts Julia
 (through a :class:`Backend`) and makes every Julia call. Other threads hand it
 work through a FIFO queue and wait on a ``concurrent.futures.Future``. Only
 tagged trees (plain Python data) cross between the owner and other threads.
