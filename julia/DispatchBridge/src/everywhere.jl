@@ -36,7 +36,8 @@ The function behind `@everywhere`: evaluate `ex` in `Main`, then record it (as
 function everywhere(ex, origin::AbstractString = "everywhere")
     before = Set{Symbol}(names(Main; all = true, imported = true))
     eval_main(ex)
-    provided = provided_names(ex, before)
+    # What the block defined is newer than this call's world (Julia >= 1.12).
+    provided = Base.invokelatest(provided_names, ex, before)
     io = IOBuffer()
     serialize(io, ex)
     text = first(string(ex), 2000)

@@ -148,13 +148,25 @@ function needs_global!(out::Set{String}, name::Symbol, seen::IdDict{Any, Nothing
         end
         return out
     end
-    owner = try
-        isdefined(Main, name) ? Base.binding_module(Main, name) : Main
-    catch
-        Main
-    end
+    owner = binding_owner(name)
     (owner === Base || owner === Core) || push!(out, string(name))
     return out
+end
+
+"The module that owns `Main.name` (`Base` for `+`, `Main` for a Main global)."
+function binding_owner(name::Symbol)
+    isdefined(Main, name) || return Main
+    owner = try
+        Base.binding_module(Main, name)
+    catch
+        nothing
+    end
+    owner isa Module && return owner
+    value = getglobal(Main, name)
+    for m in (Base, Core)
+        isdefined(m, name) && getglobal(m, name) === value && return m
+    end
+    return Main
 end
 
 # -- on a worker --------------------------------------------------------------

@@ -106,7 +106,7 @@ end
 function stop_process(process::Base.Process, timeout::Real)
     process_running(process) && kill(process)
     if timedwait(() -> !process_running(process), Float64(timeout)) !== :ok
-        kill(process, Base.SIGKILL)
+        kill(process, 9) # SIGKILL (POSIX): Base names only SIGTERM
         timedwait(() -> !process_running(process), 10.0)
     end
     return nothing
