@@ -383,3 +383,20 @@ def test_juliacall_backend_pins_threads_and_clears_the_no_init_flag(
 
     assert os.environ["PYTHON_JULIACALL_THREADS"] == "1"
     assert "PYTHON_JULIACALL_INIT" not in os.environ
+
+
+def test_at_exit_the_juliacall_backend_drops_wrappers_before_julia_exits() -> None:
+    from pydispatch.julia.backends import JuliacallBackend, OwnerExitHook
+
+    backend = JuliacallBackend()
+    seen: list[object] = []
+    backend._invoke, backend._idle = object(), lambda: None
+    backend.exit_hook = OwnerExitHook(lambda code: seen.append(backend._invoke), 0)
+    backend.idle()  # no exit waiting: an ordinary idle
+    assert seen == []
+    backend.exit_hook._requests.append(threading.Event())  # Python's atexit asked for it
+    with pytest.raises(JuliaRuntimeError, match="process is exiting"):
+        backend.idle()
+    assert seen == [None]  # Julia's exit hooks ran once the wrappers were gone
+    backend.stop()
+    assert seen == [None]  # and only once

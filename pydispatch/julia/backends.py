@@ -97,6 +97,11 @@ class OwnerExitHook:
             self.done = True
         self.real(code)
 
+    def pending(self) -> bool:
+        """Whether the process's exit is waiting for the owner to run the hook."""
+        with self._lock:
+            return bool(self._requests)
+
     def serve(self) -> None:
         """On the owner thread, between calls: run the hook if exit is waiting for it."""
         with self._lock:
@@ -174,14 +179,17 @@ class JuliacallBackend:
         return result
 
     def idle(self) -> None:
-        if self.exit_hook is not None:
+        if self.exit_hook is not None and self.exit_hook.pending():
+            # The process is exiting: drop the wrappers while Julia still runs (their
+            # dealloc enters Julia), run Julia's exit hooks here, and stop serving.
+            self._invoke = self._idle = None
             self.exit_hook.serve()
-            if self.exit_hook.done:
-                raise JuliaRuntimeError("Julia exited (the process is exiting)")
+            raise JuliaRuntimeError("Julia exited (the process is exiting)")
         self._idle()
 
     def stop(self) -> None:
-        # Dropping the wrappers enters Julia: it happens here, on the owner thread.
+        # Dropping the wrappers enters Julia: it happens here, on the owner thread,
+        # before Julia's exit hooks run.
         self._invoke = self._idle = None
         if self.exit_hook is not None:
             # Julia's exit hooks (finalizers, atexit functions) run here, on the
