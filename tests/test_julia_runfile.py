@@ -33,6 +33,8 @@ class _DispatchBridge:
         with open(path, "rb") as f:
             add_block(JuliaCode(f.read(), ["double"], origin=path))
         needs = os.environ.get("STUB_NEEDS", "double").split(",")
+        if os.environ.get("STUB_FAIL"):
+            return [Op(JuliaFunction("Base.error"), "boom in julia")]
         node = Op(JuliaFunction("Main.double", main_names=needs), 21)
         return [node]
 
@@ -54,7 +56,9 @@ def address() -> Iterator[str]:
         yield addr
 
 
-def _run(tmp_path: Path, address: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, address: str, *, as_json: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
     stub = tmp_path / "stub"
     stub.mkdir(exist_ok=True)
     (stub / "juliacall.py").write_text(STUB)
@@ -62,7 +66,11 @@ def _run(tmp_path: Path, address: str, **env: str) -> subprocess.CompletedProces
     graph.write_text("def double(x):\n    return 2 * x\n")
     path = os.pathsep.join([str(stub), str(REPO), os.environ.get("PYTHONPATH", "")])
     return subprocess.run(
-        [sys.executable, "-m", "pydispatch", "run", str(graph), "--scheduler", address, "--json"],
+        [
+            sys.executable,
+            *("-m", "pydispatch", "run", str(graph), "--scheduler", address),
+            *(("--json",) if as_json else ("--quiet",)),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": path, **env},
@@ -84,3 +92,17 @@ def test_a_function_no_worker_has_fails_before_the_run(tmp_path: Path, address: 
     assert "needs Main.helper" in done.stderr
     assert "@everywhere" in done.stderr
     assert "UndefVarError" not in done.stderr + done.stdout
+
+
+def test_a_julia_error_and_its_backtrace_are_printed_once(tmp_path: Path, address: str) -> None:
+    done = _run(tmp_path, address, STUB_FAIL="1")
+    assert done.returncode != 0
+    report = json.loads(done.stdout)
+    (out,) = report["outputs"]
+    assert out["error"]["type"] == "JuliaTaskError"
+    assert out["error"]["message"] == "Julia ErrorException: boom in julia"  # one line
+    assert out["error"]["traceback"].count("Julia backtrace:") == 1
+    text = _run(tmp_path, address, as_json=False, STUB_FAIL="1")
+    assert text.returncode != 0
+    assert text.stderr.count("Julia backtrace:") == 1, text.stderr
+    assert "FAILED error: JuliaTaskError: Julia ErrorException: boom in julia" in text.stderr

@@ -265,6 +265,11 @@ def _with_exception_line(trace: str, error: BaseException) -> str:
         return trace
     if not trace.lstrip().startswith("Traceback"):
         trace = "Traceback (most recent call last):\n" + trace
+    # A Julia error (pydispatch.julia.JuliaTaskError) carries its Julia backtrace;
+    # shown once, here, after the one-line message.
+    foreign = getattr(root, "backtrace", None)
+    if isinstance(foreign, str) and foreign.strip():
+        last += "\nJulia backtrace:\n" + foreign.rstrip("\n")
     return trace.rstrip("\n") + "\n" + last + "\n"
 
 
