@@ -123,3 +123,19 @@ def test_a_block_error_is_a_julia_task_error_on_the_runtime() -> None:
         assert rt.call(JuliaFunction("Main.f")) == 7
     finally:
         rt.stop()
+
+
+def test_the_plugin_starts_julia_on_workers_started_without_the_preload() -> None:
+    # `pydispatch run FILE.jl` on the embedded cluster: its workers have no preload;
+    # the file's block starts Julia on each before it takes a task.
+    from tests.julia_helpers import runtime_state
+
+    everywhere.add_block(SLOWADD)
+    with dask_cluster(n_workers=1, worker_env=FAKE, worker_args=()) as addr:
+        with Client(addr, timeout=30) as client:
+            ((running, _, _),) = client.run(runtime_state).values()
+            assert not running
+            everywhere.attach(client)
+            ((running, backend, _),) = client.run(runtime_state).values()
+            assert running and backend == "fake"
+            assert client.submit(JuliaFunction("Main.slowadd"), 2, 3).result(60) == 5
