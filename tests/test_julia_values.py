@@ -154,3 +154,39 @@ def test_blob_is_opaque_data() -> None:
     assert tokenize(blob) == tokenize(JuliaBlob(b"xyz", "Point{Float64}"))
     with pytest.raises(TypeError, match="bytes"):
         JuliaBlob("text", "String")  # type: ignore[arg-type]
+
+
+def test_julia_typed_values_and_everywhere_code_unpickle_without_juliacall() -> None:
+    from pydispatch.julia import (
+        JuliaBigInt,
+        JuliaChar,
+        JuliaNamedTuple,
+        JuliaPair,
+        JuliaRational,
+        JuliaSymbol,
+        UnavailableFunctionError,
+    )
+    from pydispatch.julia.everywhere import EverywherePlugin, JuliaCode
+
+    objs = [
+        JuliaSymbol("fast"),
+        JuliaChar("c"),
+        JuliaBigInt(3),
+        JuliaRational(1, 3, "Int32"),
+        JuliaNamedTuple(a=1),
+        JuliaPair(1, "x"),
+        EverywherePlugin([JuliaCode(b"expr", ["f"], origin="o")], "session"),
+        UnavailableFunctionError("no f", {"n": ("f",)}),
+    ]
+    data = pickle.dumps(objs).hex()
+    proc = _run(
+        "import pickle, sys\n"
+        "sys.modules['juliacall'] = None  # importing juliacall now raises\n"
+        f"objs = pickle.loads(bytes.fromhex('{data}'))\n"
+        "print([repr(o) for o in objs[:6]])\n"
+        "print(objs[6].blocks[0].names, objs[6].name, objs[7].missing)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == str([repr(o) for o in objs[:6]])
+    assert lines[1] == "('f',) session {'n': ('f',)}"
