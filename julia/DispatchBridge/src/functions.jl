@@ -95,6 +95,13 @@ function needs!(out::Set{String}, x, seen::IdDict{Any, Nothing})
                 isdefined(x, i) && needs!(out, getfield(x, i), seen)
             end
         end
+    elseif !(x isa Module || x isa Type)
+        # A value of a named type defined in Main (a callable struct, or a captured
+        # value) travels with a reference to its type, which a worker must define.
+        T = typeof(x)
+        if T isa DataType && parentmodule(T) === Main && !is_hidden(nameof(T))
+            push!(out, string(nameof(T)))
+        end
     end
     return out
 end

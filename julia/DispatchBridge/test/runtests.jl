@@ -23,6 +23,11 @@ end
 
 # A named Main function no @everywhere defines: no worker can resolve it.
 local_only(x) = x
+# A callable struct defined in Main outside @everywhere: its type travels by name.
+struct Scale
+    k::Int
+end
+(s::Scale)(x) = s.k * x
 
 roundtrip(x) = DB.fromtagged(DB.hostapi().to_julia(DB.hostapi().decode(DB.totagged(x))))
 
@@ -79,6 +84,9 @@ const RUN_TIMEOUT = 300
         @test DB.main_names(x -> x + k) == String[] # captured: travels by value
         g = slowadd
         @test DB.main_names(x -> g(x, 1)) == ["slowadd"] # a captured named function
+        @test DB.main_names(Scale(2)) == ["Scale"]
+        p = Scale(3)
+        @test DB.main_names(x -> p(x)) == ["Scale"] # a captured value of a Main type
         @test "slowadd" in DB.available_names()
         @test "OFFSET" in DB.available_names()
     end
