@@ -174,3 +174,18 @@ def test_plain_python_values_keep_their_plain_julia_types() -> None:
 def test_unknown_rational_integer_types_are_refused() -> None:
     with pytest.raises(ConversionError, match="Rational integer type"):
         decode(("rational", "Float64", "1", "2"))
+
+
+def test_julia_typed_values_survive_copies() -> None:
+    import copy
+
+    for value in (
+        JuliaRational(1, 2, "Int32"),
+        JuliaPair(1, [2]),
+        JuliaNamedTuple(a=[1]),
+        JuliaSymbol("a"),
+        JuliaChar("c"),
+        JuliaBigInt(5),
+    ):
+        for twin in (copy.copy(value), copy.deepcopy(value)):
+            assert type(twin) is type(value) and encode(twin) == encode(value)

@@ -178,6 +178,13 @@ class JuliaRational(Fraction):
     def __reduce__(self) -> tuple[Any, ...]:
         return (JuliaRational, (self.numerator, self.denominator, self.inttype))
 
+    # Fraction copies itself with `self.__class__(num, den)`, which would drop the type.
+    def __copy__(self) -> JuliaRational:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> JuliaRational:
+        return self
+
 
 class JuliaNamedTuple(dict):
     """A Julia ``NamedTuple`` (a ``dict`` with ``str`` keys, in field order, to Python)."""
