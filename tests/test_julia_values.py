@@ -190,3 +190,37 @@ def test_julia_typed_values_and_everywhere_code_unpickle_without_juliacall() -> 
     lines = proc.stdout.splitlines()
     assert lines[0] == str([repr(o) for o in objs[:6]])
     assert lines[1] == "('f',) session {'n': ('f',)}"
+
+
+def test_julia_typed_values_have_their_own_stable_tokens() -> None:
+    # Content keys: Op(f, :a) and Op(f, "a") are different computations in Julia.
+    from fractions import Fraction
+
+    from pydispatch.julia import (
+        JuliaBigInt,
+        JuliaChar,
+        JuliaNamedTuple,
+        JuliaPair,
+        JuliaRational,
+        JuliaSymbol,
+    )
+
+    pairs = [
+        (JuliaSymbol("a"), "a"),
+        (JuliaChar("a"), "a"),
+        (JuliaBigInt(3), 3),
+        (JuliaRational(1, 2, "Int32"), Fraction(1, 2)),
+        (JuliaNamedTuple(a=1), {"a": 1}),
+        (JuliaPair(1, 2), (1, 2)),
+    ]
+    for typed, plain in pairs:
+        assert tokenize(typed) != tokenize(plain)
+        assert tokenize(typed) == tokenize(pickle.loads(pickle.dumps(typed)))
+    assert tokenize(JuliaNamedTuple(a=1, b=2)) != tokenize(JuliaNamedTuple(b=2, a=1))
+    assert tokenize(JuliaSymbol("a")) != tokenize(JuliaChar("a"))
+    proc = _run(
+        "from dask.base import tokenize; from pydispatch.julia import JuliaNamedTuple\n"
+        "print(tokenize(JuliaNamedTuple(a=1)))"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == tokenize(JuliaNamedTuple(a=1))

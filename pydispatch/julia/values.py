@@ -136,6 +136,9 @@ class JuliaSymbol(str):
     def __reduce__(self) -> tuple[Any, ...]:
         return (JuliaSymbol, (str(self),))
 
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("pydispatch.julia.JuliaSymbol", str(self))
+
 
 class JuliaChar(str):
     """A Julia ``Char`` (a one-character ``str`` to Python)."""
@@ -148,6 +151,9 @@ class JuliaChar(str):
     def __reduce__(self) -> tuple[Any, ...]:
         return (JuliaChar, (str(self),))
 
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("pydispatch.julia.JuliaChar", str(self))
+
 
 class JuliaBigInt(int):
     """A Julia ``BigInt`` (an ``int`` to Python, even when it fits in 64 bits)."""
@@ -159,6 +165,9 @@ class JuliaBigInt(int):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (JuliaBigInt, (int(self),))
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("pydispatch.julia.JuliaBigInt", str(int(self)))
 
 
 class JuliaRational(Fraction):
@@ -177,6 +186,14 @@ class JuliaRational(Fraction):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (JuliaRational, (self.numerator, self.denominator, self.inttype))
+
+    def __dask_tokenize__(self) -> tuple[str, str, str, str]:
+        return (
+            "pydispatch.julia.JuliaRational",
+            self.inttype,
+            str(self.numerator),
+            str(self.denominator),
+        )
 
     # Fraction copies itself with `self.__class__(num, den)`, which would drop the type.
     def __copy__(self) -> JuliaRational:
@@ -197,6 +214,10 @@ class JuliaNamedTuple(dict):
     def __reduce__(self) -> tuple[Any, ...]:
         return (JuliaNamedTuple, (dict(self),))
 
+    def __dask_tokenize__(self) -> tuple[str, list[tuple[str, Any]]]:
+        # Field order is part of a NamedTuple's type: keep it.
+        return ("pydispatch.julia.JuliaNamedTuple", list(self.items()))
+
 
 class JuliaPair(tuple):
     """A Julia ``Pair`` (a 2-tuple to Python)."""
@@ -212,6 +233,25 @@ class JuliaPair(tuple):
     def __reduce__(self) -> tuple[Any, ...]:
         return (JuliaPair, (self[0], self[1]))
 
+    def __dask_tokenize__(self) -> tuple[str, Any, Any]:
+        return ("pydispatch.julia.JuliaPair", self[0], self[1])
+
 
 class ConversionError(TypeError):
     """A value cannot cross between Python and Julia under the conversion table."""
+
+
+def _register_tokens() -> None:
+    # dask tokenizes a subclass of str/int/tuple/dict/Fraction by its base type's
+    # rule and never asks for __dask_tokenize__: register ours, so that a Julia
+    # Symbol and a String (or a NamedTuple and a Dict) get different content keys.
+    from dask.base import normalize_token
+
+    @normalize_token.register(
+        (JuliaSymbol, JuliaChar, JuliaBigInt, JuliaRational, JuliaNamedTuple, JuliaPair)
+    )
+    def _julia_value_token(value: Any) -> Any:
+        return normalize_token(value.__dask_tokenize__())
+
+
+_register_tokens()
