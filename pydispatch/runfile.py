@@ -26,7 +26,7 @@ import os
 import reprlib
 import runpy
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ class GraphFile:
 
     path: Path
     outputs: list[DispatchNode]
+    prepare: Callable[[Any], None] | None = None
+    """Called with the executor before the run (a Julia file sends its definitions
+    to the workers here); raises `GraphFileError` when the graph cannot run there."""
 
     def graph(self) -> DispatchGraph:
         """The graph reachable from the outputs."""
@@ -62,31 +65,21 @@ def load_graph_file(path: str | os.PathLike[str]) -> GraphFile:
     if file.is_dir():
         raise GraphFileError(f"{str(file)!r} is a directory; give the path of a Python file")
     if file.suffix == ".jl":
-        return GraphFile(file, _as_outputs(_julia_outputs(file.resolve()), f"{file}: the graph"))
+        outputs, prepare = _julia_outputs(file.resolve())
+        return GraphFile(file, _as_outputs(outputs, f"{file}: the graph"), prepare)
     if file.suffix != ".py":
         raise GraphFileError(f"{str(file)!r} is neither a Python (.py) nor a Julia (.jl) file")
     namespace = _execute(file.resolve())
     return GraphFile(file, _outputs_of(namespace, file))
 
 
-def _julia_outputs(file: Path) -> list[Any]:
-    """The pydispatch nodes of the Dispatcher.jl graph a Julia file defines.
+def _julia_outputs(file: Path) -> tuple[list[Any], Any]:
+    """The pydispatch nodes of the Dispatcher.jl graph a Julia file defines, and the
+    ``prepare(executor)`` step that makes the file's definitions available on the
+    workers (see `pydispatch.julia.runfile`)."""
+    from .julia.runfile import load_julia_graph
 
-    Julia evaluates the file in `Main` (same convention: `outputs` or `main()`);
-    DispatchBridge turns its nodes into pydispatch nodes whose functions run in
-    Julia on the workers.
-    """
-    try:
-        from juliacall import Main as julia  # starts Julia in this thread
-    except ImportError:
-        raise GraphFileError(
-            f"{str(file)!r} is a Julia file, and running it needs juliacall: "
-            'python -m pip install -e ".[julia]" (see README, "Julia")'
-        ) from None
-    julia.seval("import DispatchBridge")
-    # Main, not a module of its own: closures defined in Main travel to workers whole.
-    julia.Base.include(julia.Main, str(file))
-    return list(julia.DispatchBridge.graph_outputs(julia.Main))
+    return load_julia_graph(file)
 
 
 def _execute(file: Path) -> dict[str, Any]:

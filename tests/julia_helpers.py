@@ -18,9 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 BRIDGE = REPO / "julia" / "DispatchBridge"
 JULIA = shutil.which("julia")
 
+#: Seconds a Julia-marked test may take: a cold start instantiates and precompiles
+#: PythonCall, CondaPkg, Dispatcher and their dependencies (minutes on 2 cores), far
+#: beyond the suite-wide pytest timeout (pyproject.toml).
+JULIA_TEST_TIMEOUT = 3600
+
 #: For tests that need a Julia runtime: skip, saying why, where there is none.
 needs_julia = [
     pytest.mark.julia,
+    pytest.mark.timeout(JULIA_TEST_TIMEOUT),
     pytest.mark.skipif(
         JULIA is None,
         reason="needs Julia: `julia` is not on PATH (install Julia >= 1.10; see README 'Julia')",
@@ -66,6 +72,48 @@ def wait_for_workers(address: str, n: int, timeout: float = 60.0) -> list[str]:
             time.sleep(0.1)
 
 
+def _worker_cmd(address: str, worker_args: tuple[str, ...]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "distributed.cli.dask_worker",
+        address,
+        "--host",
+        "127.0.0.1",
+        "--nthreads",
+        "2",
+        "--no-nanny",
+        "--no-dashboard",
+        *worker_args,
+    ]
+
+
+@contextmanager
+def extra_worker(
+    address: str,
+    worker_env: Mapping[str, str] | None = None,
+    worker_args: tuple[str, ...] = ("--preload", "pydispatch.julia"),
+    timeout: float = 60.0,
+) -> Iterator[str]:
+    """One more ``dask worker`` process for ``address``; yields its address once registered."""
+    from distributed import Client
+
+    with Client(address, timeout=timeout) as client:
+        before = set(client.scheduler_info(n_workers=-1)["workers"])
+    proc = subprocess.Popen(
+        _worker_cmd(address, worker_args),
+        env=_env(worker_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        workers = wait_for_workers(address, len(before) + 1, timeout)
+        (new,) = set(workers) - before
+        yield new
+    finally:
+        _stop(proc)
+
+
 @contextmanager
 def dask_cluster(
     n_workers: int = 1,
@@ -93,19 +141,7 @@ def dask_cluster(
         for _ in range(n_workers):
             procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "distributed.cli.dask_worker",
-                        address,
-                        "--host",
-                        "127.0.0.1",
-                        "--nthreads",
-                        "2",
-                        "--no-nanny",
-                        "--no-dashboard",
-                        *worker_args,
-                    ],
+                    _worker_cmd(address, worker_args),
                     env=_env(worker_env),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -152,3 +188,12 @@ def runtime_state() -> tuple[bool, str, int | None]:
 def last_seen(dask_scheduler: object, addr: str) -> float:
     """When the scheduler last heard from worker ``addr``."""
     return float(dask_scheduler.workers[addr].last_seen)  # type: ignore[attr-defined]
+
+
+def evaluated_blocks() -> list[str]:
+    """(On a worker) the ``@everywhere`` blocks its fake Julia evaluated, in order."""
+    from pydispatch.julia import current_runtime
+
+    rt = current_runtime()
+    assert rt is not None
+    return [c for c in rt.backend.calls if c.startswith("eval:")]

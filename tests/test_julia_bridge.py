@@ -133,16 +133,27 @@ def test_julia_submits_a_dispatcher_graph_and_gets_julia_values(address: str) ->
 
 
 def test_a_worker_launched_from_julia(instantiated: None) -> None:
+    # The Julia process embeds Python, so PythonCall set PYTHON_JULIACALL_INIT=no in
+    # it; the worker it launches must still start its own Julia.
     with dask_cluster(n_workers=0) as addr:
         out = run_julia(
             f"""
             import Dispatcher, ResultTypes
-            using DispatchBridge: DaskExecutor, Worker, run!, shutdown
+            using DispatchBridge: @everywhere, DaskExecutor, Worker, run!, shutdown
+            @everywhere slowadd(x, y) = x + y
             w = Worker("{addr}"; timeout={STARTUP})
             try
                 println("worker=", w.address)
-                r = run!(DaskExecutor("{addr}"), [Dispatcher.Op(+, 40, 2)])
-                println("value=", fetch(ResultTypes.unwrap(r[1])))
+                exec = DaskExecutor("{addr}")
+                a = Dispatcher.Op(slowadd, 40, 1)
+                b = Dispatcher.Op(slowadd, a, 1)
+                r = run!(exec, [b]; timeout=600)
+                println("value=", fetch(ResultTypes.unwrap(r[1])), " intermediate=", fetch(a))
+                m = Dispatcher.Op(() -> [1 2; 3 4])
+                nt = Dispatcher.Op(() -> (a = 1, b = 2))
+                idx = [Dispatcher.IndexNode(m, 2), Dispatcher.IndexNode(nt, 2)]
+                ix = run!(exec, idx; timeout=600)
+                println("index=", [fetch(ResultTypes.unwrap(x)) for x in ix])
             finally
                 shutdown(w)
             end
@@ -150,7 +161,8 @@ def test_a_worker_launched_from_julia(instantiated: None) -> None:
             timeout=STARTUP,
         )
     assert "worker=tcp://" in out
-    assert "value=42" in out
+    assert "value=42 intermediate=41" in out
+    assert "index=[3, 2]" in out
 
 
 def test_dispatchbridge_pkg_test(instantiated: None) -> None:
@@ -171,4 +183,5 @@ def test_pydispatch_run_takes_a_julia_graph_file(address: str) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True
-    assert [(o["label"], o["value"]) for o in report["outputs"]] == [("max", 4)]
+    # `double` is a named function of the file: it reached the worker with the file.
+    assert [(o["label"], o["value"]) for o in report["outputs"]] == [("max", 4), ("double", 6)]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import pickle
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from pydispatch.julia import JULIA_ELTYPES, ConversionError, JuliaBlob, JuliaTaskError
+from pydispatch.julia import (
+    JULIA_ELTYPES,
+    ConversionError,
+    JuliaBigInt,
+    JuliaBlob,
+    JuliaChar,
+    JuliaNamedTuple,
+    JuliaPair,
+    JuliaRational,
+    JuliaSymbol,
+    JuliaTaskError,
+)
 from pydispatch.julia.convert import decode, decode_result, encode
 
 
@@ -123,3 +135,57 @@ def test_decode_result_raises_julia_errors() -> None:
         "bt",
     )
     assert decode_result(("int", 4)) == 4
+
+
+# -- Julia values come back to Julia with their Julia type ---------------------------
+@pytest.mark.parametrize(
+    ("tagged", "cls", "plain"),
+    [
+        (("symbol", "fast"), JuliaSymbol, "fast"),
+        (("char", "é"), JuliaChar, "é"),
+        (("bigint", "5"), JuliaBigInt, 5),  # a small BigInt is still a BigInt
+        (("rational", "Int32", "1", "3"), JuliaRational, Fraction(1, 3)),
+        (("rational", "BigInt", "1", "3"), JuliaRational, Fraction(1, 3)),
+        (("pair", ("int", 1), ("str", "a")), JuliaPair, (1, "a")),
+        (
+            ("namedtuple", [("b", ("int", 2)), ("a", ("float", 1.0))]),
+            JuliaNamedTuple,
+            {"b": 2, "a": 1.0},
+        ),
+    ],
+)
+def test_julia_only_types_round_trip_exactly(tagged: tuple, cls: type, plain: object) -> None:
+    value = decode(tagged)
+    assert isinstance(value, cls) and value == plain  # usable as the plain Python value
+    assert encode(value) == tagged  # and goes back to Julia as the same Julia type
+    assert encode(pickle.loads(pickle.dumps(value))) == tagged  # through dask, too
+
+
+def test_plain_python_values_keep_their_plain_julia_types() -> None:
+    assert encode("fast") == ("str", "fast")
+    assert encode(5) == ("int", 5)
+    assert encode(Fraction(1, 3)) == ("rational", "Int64", "1", "3")
+    assert decode(("rational", "Int64", "1", "3")).__class__ is Fraction
+    assert decode(("bigint", str(2**70))).__class__ is int  # beyond Int64 an int is exact
+    assert encode((1, "a")) == ("tuple", [("int", 1), ("str", "a")])
+    assert list(decode(encode(JuliaNamedTuple(b=2, a=1)))) == ["b", "a"]  # field order
+
+
+def test_unknown_rational_integer_types_are_refused() -> None:
+    with pytest.raises(ConversionError, match="Rational integer type"):
+        decode(("rational", "Float64", "1", "2"))
+
+
+def test_julia_typed_values_survive_copies() -> None:
+    import copy
+
+    for value in (
+        JuliaRational(1, 2, "Int32"),
+        JuliaPair(1, [2]),
+        JuliaNamedTuple(a=[1]),
+        JuliaSymbol("a"),
+        JuliaChar("c"),
+        JuliaBigInt(5),
+    ):
+        for twin in (copy.copy(value), copy.deepcopy(value)):
+            assert type(twin) is type(value) and encode(twin) == encode(value)

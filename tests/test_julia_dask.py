@@ -7,6 +7,7 @@ scheduler, the owner thread inside a real worker, error transport and liveness.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 
@@ -58,19 +59,36 @@ def test_a_julia_exception_reaches_python(client: Client) -> None:
     assert info.value.message == "boom from julia"
 
 
-def test_a_long_julia_call_does_not_stop_heartbeats(client: Client) -> None:
+def _longest_heartbeat_gap(client: Client, function: str, seconds: float) -> float:
+    """Run the fake Julia ``function`` for ``seconds``; the longest time the scheduler
+    then went without hearing from the worker (sampled, bounded waits)."""
     (addr,) = client.scheduler_info()["workers"]
-    fut = client.submit(JuliaFunction("Main.spin"), 4.0, pure=False)
-    # Wait (bounded) until the call is running, then watch heartbeats arrive.
-    deadline = time.monotonic() + 30
+    fut = client.submit(JuliaFunction(function), seconds, pure=False)
+    deadline = time.monotonic() + 60
     while client.processing()[addr] == () and time.monotonic() < deadline:
         time.sleep(0.05)
-    seen = {client.run_on_scheduler(last_seen, addr=addr)}
+    changes = [(time.monotonic(), client.run_on_scheduler(last_seen, addr=addr))]
     while not fut.done() and time.monotonic() < deadline:
-        seen.add(client.run_on_scheduler(last_seen, addr=addr))
-        time.sleep(0.1)
-    assert fut.result(timeout=30) == 4.0
-    assert len(seen) >= 2, "no heartbeat reached the scheduler while the Julia call ran"
+        seen = client.run_on_scheduler(last_seen, addr=addr)
+        if seen != changes[-1][1]:
+            changes.append((time.monotonic(), seen))
+        time.sleep(0.05)
+    assert fut.result(timeout=60) == seconds
+    ends = [t for t, _ in changes] + [time.monotonic()]
+    return max(b - a for a, b in itertools.pairwise(ends))
+
+
+def test_a_long_julia_call_does_not_stop_heartbeats(client: Client) -> None:
+    # Main.spin is a C call that releases the GIL, as DispatchBridge runs Julia work.
+    gap = _longest_heartbeat_gap(client, "Main.spin", 4.0)
+    assert gap < 2.5, f"the worker went {gap:.1f} s without a heartbeat during the call"
+
+
+def test_the_heartbeat_check_catches_a_call_that_holds_the_gil(client: Client) -> None:
+    # The control: the same C call made holding the GIL (as a juliacall call that
+    # did not release it would) silences the worker for the whole call.
+    gap = _longest_heartbeat_gap(client, "Main.spin_holding_gil", 4.0)
+    assert gap >= 3.0, f"expected the worker to go silent, longest gap {gap:.1f} s"
 
 
 def test_pydispatch_ops_with_julia_functions(address: str) -> None:

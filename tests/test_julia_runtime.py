@@ -98,9 +98,15 @@ def test_a_backend_failure_is_flattened_on_the_owner(
     seen: list[int] = []
 
     class Boom(Exception):
-        def __repr__(self) -> str:  # must run on the owner thread, not the caller's
+        # The owner thread flattens the exception with str() (and may use repr());
+        # both must run there, never on the caller's thread.
+        def __repr__(self) -> str:
             seen.append(threading.get_ident())
             return "Boom()"
+
+        def __str__(self) -> str:
+            seen.append(threading.get_ident())
+            return "bridge bug"
 
     def broken_call(*_: Any) -> Any:
         raise Boom("bridge bug")
@@ -110,7 +116,7 @@ def test_a_backend_failure_is_flattened_on_the_owner(
         runtime.call(JuliaFunction("Base.max"), (1, 2))
     assert "Boom" in info.value.jltype and info.value.message == "bridge bug"
     assert "broken_call" in info.value.backtrace
-    assert set(seen) <= {runtime.thread_id}
+    assert seen and set(seen) == {runtime.thread_id}
 
 
 def test_unconvertible_arguments_fail_on_the_caller_before_queueing(
@@ -209,3 +215,188 @@ def test_juliacall_backend_refuses_a_process_where_julia_started_elsewhere(
     monkeypatch.setitem(sys.modules, "juliacall", types.ModuleType("juliacall"))
     with pytest.raises(JuliaRuntimeError, match="already imported"):
         JuliacallBackend().start()
+
+
+def test_an_exception_whose_str_fails_still_reaches_the_caller(
+    runtime: JuliaRuntime, backend: FakeBackend
+) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    def broken_call(*_: Any) -> Any:
+        raise Unprintable()
+
+    backend.call = broken_call  # type: ignore[method-assign]
+    with pytest.raises(JuliaTaskError, match="could not be computed"):
+        runtime.call(JuliaFunction("Base.max"), (1, 2))
+    backend.call = FakeBackend.call.__get__(backend)  # type: ignore[method-assign]
+    assert runtime.call(JuliaFunction("Base.max"), (1, 2)) == 2  # the owner lives on
+
+
+def test_the_owner_thread_never_dies_silently(backend: FakeBackend) -> None:
+    rt = JuliaRuntime(backend, idle_interval=0.01).start(TIMEOUT)
+    gate = Gate()
+    backend.functions["Main.gate"] = gate
+    running = rt.submit(JuliaFunction("Main.gate"))
+    assert gate.entered.wait(TIMEOUT)
+    queued = rt.submit(JuliaFunction("Base.max"), (1, 2))
+
+    def explode() -> None:
+        raise MemoryError("out of memory in idle")
+
+    backend.idle = explode  # type: ignore[method-assign]
+    gate.release.set()
+    assert running.result(TIMEOUT) == "released"
+    assert queued.result(TIMEOUT) == 2  # the queue is served before the owner idles
+    rt._thread.join(TIMEOUT)  # the next idle() kills the owner thread...
+    assert not rt._thread.is_alive()
+    assert not rt.running and isinstance(rt.failure, MemoryError)
+    with pytest.raises(JuliaRuntimeError, match="out of memory in idle"):
+        rt.submit(JuliaFunction("Base.max"), (1, 2))  # ...and says so, instead of hanging
+    assert backend.stopped.is_set()
+
+
+def test_pending_calls_fail_when_the_owner_dies(backend: FakeBackend) -> None:
+    rt = JuliaRuntime(backend, idle_interval=0.01).start(TIMEOUT)
+    gate = Gate()
+
+    def die() -> None:
+        gate()
+        raise SystemExit("owner killed")
+
+    original = rt._run
+
+    def run_or_die(fut: Any, spec: Any, *rest: Any) -> None:
+        if spec[1] == "Main.die":
+            fut.set_result(None)
+            die()
+        original(fut, spec, *rest)
+
+    rt._run = run_or_die  # type: ignore[method-assign]
+    rt.submit(JuliaFunction("Main.die"))
+    assert gate.entered.wait(TIMEOUT)
+    pending = [rt.submit(JuliaFunction("Base.max"), (i, 0)) for i in range(3)]
+    gate.release.set()
+    for fut in pending:
+        with pytest.raises(JuliaRuntimeError, match=r"owner thread stopped.*owner killed"):
+            fut.result(TIMEOUT)
+
+
+class OnceBackend(FakeBackend):
+    """A backend that, like juliacall, can start only once per process."""
+
+    restartable = False
+
+
+def test_a_backend_that_cannot_restart_is_not_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydispatch.julia.runtime as runtime_module
+    from pydispatch.julia import start_runtime, stop_runtime
+
+    monkeypatch.setattr(runtime_module, "_runtime", None)
+    monkeypatch.setattr(runtime_module, "_ended", None)
+
+    class FailingOnce(OnceBackend):
+        def start(self) -> None:
+            raise OSError("libjulia not found")
+
+    with pytest.raises(JuliaRuntimeError, match="libjulia not found"):
+        start_runtime(FailingOnce(), timeout=TIMEOUT)
+    with pytest.raises(JuliaRuntimeError, match="cannot start again") as info:
+        start_runtime(timeout=TIMEOUT)  # not a second jl_init: the original error again
+    assert "libjulia not found" in str(info.value)
+    assert isinstance(info.value.__cause__, OSError)
+    with pytest.raises(JuliaRuntimeError, match="cannot start again"):
+        JuliaFunction("Base.max")(1, 2)
+
+    monkeypatch.setattr(runtime_module, "_runtime", None)  # as in a fresh process
+    monkeypatch.setattr(runtime_module, "_ended", None)
+    start_runtime(OnceBackend(), timeout=TIMEOUT)
+    stop_runtime()
+    with pytest.raises(JuliaRuntimeError, match="was stopped in this process"):
+        start_runtime(timeout=TIMEOUT)
+
+
+def test_the_exit_hook_runs_julias_exit_on_the_owner_thread_once() -> None:
+    from pydispatch.julia.backends import OwnerExitHook
+
+    ran_on: list[int] = []
+    owner_ready = threading.Event()
+    stop = threading.Event()
+    hooks: list[OwnerExitHook] = []
+
+    def owner() -> None:
+        hooks.append(OwnerExitHook(lambda code: ran_on.append(threading.get_ident()), 0))
+        hooks[0].owner = threading.get_ident()
+        owner_ready.set()
+        while not stop.is_set():  # the owner's idle loop
+            hooks[0].serve()
+            stop.wait(0.01)
+
+    thread = threading.Thread(target=owner)
+    thread.start()
+    assert owner_ready.wait(TIMEOUT)
+    hook = hooks[0]
+    hook.argtypes, hook.restype = [int], None  # what juliacall's atexit function sets
+    hook(0)  # from this thread, as Python's atexit would: handed to the owner
+    stop.set()
+    thread.join(TIMEOUT)
+    assert ran_on == [thread.ident]
+    hook(0)
+    hook.run_here(0)
+    assert ran_on == [thread.ident]  # once only
+
+
+def test_the_exit_hook_does_not_hang_when_the_owner_is_busy() -> None:
+    import time
+
+    from pydispatch.julia.backends import OwnerExitHook
+
+    ran: list[int] = []
+    hook = OwnerExitHook(ran.append, owner=-1, wait=0.2)  # an owner that never serves
+    started = time.monotonic()
+    hook(0)
+    assert time.monotonic() - started < 5 and ran == []  # Julia's exit skipped, no hang
+
+
+def test_juliacall_backend_pins_threads_and_clears_the_no_init_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from pydispatch.julia.backends import JuliacallBackend
+
+    monkeypatch.delenv("PYTHON_JULIACALL_THREADS", raising=False)
+    monkeypatch.setenv("PYTHON_JULIACALL_INIT", "no")
+    monkeypatch.delitem(sys.modules, "juliacall", raising=False)
+
+    class NoJuliacall:  # importing juliacall now fails, installed or not
+        @staticmethod
+        def find_spec(name: str, *args: Any) -> None:
+            if name == "juliacall":
+                raise ImportError("no juliacall here")
+
+    monkeypatch.setattr(sys, "meta_path", [NoJuliacall(), *sys.meta_path])
+    with pytest.raises(JuliaRuntimeError, match="not installed"):
+        JuliacallBackend().start()
+    import os
+
+    assert os.environ["PYTHON_JULIACALL_THREADS"] == "1"
+    assert "PYTHON_JULIACALL_INIT" not in os.environ
+
+
+def test_at_exit_the_juliacall_backend_drops_wrappers_before_julia_exits() -> None:
+    from pydispatch.julia.backends import JuliacallBackend, OwnerExitHook
+
+    backend = JuliacallBackend()
+    seen: list[object] = []
+    backend._invoke, backend._idle = object(), lambda: None
+    backend.exit_hook = OwnerExitHook(lambda code: seen.append(backend._invoke), 0)
+    backend.idle()  # no exit waiting: an ordinary idle
+    assert seen == []
+    backend.exit_hook._requests.append(threading.Event())  # Python's atexit asked for it
+    with pytest.raises(JuliaRuntimeError, match="process is exiting"):
+        backend.idle()
+    assert seen == [None]  # Julia's exit hooks ran once the wrappers were gone
+    backend.stop()
+    assert seen == [None]  # and only once

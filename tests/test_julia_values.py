@@ -72,7 +72,16 @@ def test_round_trips_keep_equality_and_fields(dumps: object) -> None:
         "bt",
         None,
     )
-    assert "Julia KeyError: key :a not found" in str(err)
+    assert str(err) == "Julia KeyError: key :a not found"
+
+
+def test_a_julia_task_error_prints_on_one_line() -> None:
+    # The backtrace is reported once, by whoever shows the error (pydispatch run
+    # prints the remote trace itself); str() stays one line.
+    err = JuliaTaskError("MethodError", "MethodError: no method\nClosest candidates:", "bt1\nbt2")
+    assert str(err) == "Julia MethodError: MethodError: no method"
+    assert err.backtrace == "bt1\nbt2"
+    assert str(JuliaTaskError("InterruptException", "")) == "Julia InterruptException"
 
 
 def test_tokens_are_content_hashes_stable_across_processes() -> None:
@@ -145,3 +154,73 @@ def test_blob_is_opaque_data() -> None:
     assert tokenize(blob) == tokenize(JuliaBlob(b"xyz", "Point{Float64}"))
     with pytest.raises(TypeError, match="bytes"):
         JuliaBlob("text", "String")  # type: ignore[arg-type]
+
+
+def test_julia_typed_values_and_everywhere_code_unpickle_without_juliacall() -> None:
+    from pydispatch.julia import (
+        JuliaBigInt,
+        JuliaChar,
+        JuliaNamedTuple,
+        JuliaPair,
+        JuliaRational,
+        JuliaSymbol,
+        UnavailableFunctionError,
+    )
+    from pydispatch.julia.everywhere import EverywherePlugin, JuliaCode
+
+    objs = [
+        JuliaSymbol("fast"),
+        JuliaChar("c"),
+        JuliaBigInt(3),
+        JuliaRational(1, 3, "Int32"),
+        JuliaNamedTuple(a=1),
+        JuliaPair(1, "x"),
+        EverywherePlugin([JuliaCode(b"expr", ["f"], origin="o")], "session"),
+        UnavailableFunctionError("no f", {"n": ("f",)}),
+    ]
+    data = pickle.dumps(objs).hex()
+    proc = _run(
+        "import pickle, sys\n"
+        "sys.modules['juliacall'] = None  # importing juliacall now raises\n"
+        f"objs = pickle.loads(bytes.fromhex('{data}'))\n"
+        "print([repr(o) for o in objs[:6]])\n"
+        "print(objs[6].blocks[0].names, objs[6].name, objs[7].missing)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == str([repr(o) for o in objs[:6]])
+    assert lines[1] == "('f',) session {'n': ('f',)}"
+
+
+def test_julia_typed_values_have_their_own_stable_tokens() -> None:
+    # Content keys: Op(f, :a) and Op(f, "a") are different computations in Julia.
+    from fractions import Fraction
+
+    from pydispatch.julia import (
+        JuliaBigInt,
+        JuliaChar,
+        JuliaNamedTuple,
+        JuliaPair,
+        JuliaRational,
+        JuliaSymbol,
+    )
+
+    pairs = [
+        (JuliaSymbol("a"), "a"),
+        (JuliaChar("a"), "a"),
+        (JuliaBigInt(3), 3),
+        (JuliaRational(1, 2, "Int32"), Fraction(1, 2)),
+        (JuliaNamedTuple(a=1), {"a": 1}),
+        (JuliaPair(1, 2), (1, 2)),
+    ]
+    for typed, plain in pairs:
+        assert tokenize(typed) != tokenize(plain)
+        assert tokenize(typed) == tokenize(pickle.loads(pickle.dumps(typed)))
+    assert tokenize(JuliaNamedTuple(a=1, b=2)) != tokenize(JuliaNamedTuple(b=2, a=1))
+    assert tokenize(JuliaSymbol("a")) != tokenize(JuliaChar("a"))
+    proc = _run(
+        "from dask.base import tokenize; from pydispatch.julia import JuliaNamedTuple\n"
+        "print(tokenize(JuliaNamedTuple(a=1)))"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == tokenize(JuliaNamedTuple(a=1))

@@ -2,11 +2,16 @@
 #   julia --project=julia/DispatchBridge examples/julia/do.jl [ADDRESS]
 import Dispatcher
 import ResultTypes
-using DispatchBridge: DaskExecutor, Worker, run!, shutdown
+using DispatchBridge: @everywhere, DaskExecutor, Worker, run!, shutdown
 
-slowadd(x, y) = (sleep(rand() / 10); x + y)
-slowinc(x) = (sleep(rand() / 10); x + 1)
-slowsum(a...) = (sleep(rand() / 10); sum(a))
+# Named functions in Main do not travel with a graph (Julia sends only anonymous
+# functions by value): `@everywhere` defines them here and on every worker,
+# including workers that join later.
+@everywhere begin
+    slowadd(x, y) = (sleep(rand() / 10); x + y)
+    slowinc(x) = (sleep(rand() / 10); x + 1)
+    slowsum(a...) = (sleep(rand() / 10); sum(a))
+end
 
 address = isempty(ARGS) ? "127.0.0.1:8786" : ARGS[1]
 worker = Worker(address)
@@ -22,7 +27,7 @@ try
         Dispatcher.Op(slowsum, B...),
         Dispatcher.Op(slowsum, C...),
     )
-    (r,) = run!(exec, [result])
+    (r,) = run!(exec, [result]; timeout = 600)
     println(fetch(ResultTypes.unwrap(r))) # 357
 finally
     shutdown(worker)

@@ -10,7 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import CommandError, DependencyError, DispatcherError, RunTimeoutError
+from ..errors import (
+    CommandError,
+    DependencyError,
+    DispatcherError,
+    GraphFileError,
+    RunTimeoutError,
+)
 from ..tracebacks import format_user_exception
 from . import EXIT_FAILED, EXIT_OK
 
@@ -148,6 +154,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         info.line(f"scheduler {address}" if address else "running")
         if board is not None:
             info.line(f"dashboard {board}")
+        if graph_file.prepare is not None:
+            try:
+                graph_file.prepare(executor)
+            except GraphFileError as err:
+                raise CommandError(str(err)) from None
         reports, run_error = _execute(executor, graph_file.outputs, args)
         if args.visualize:
             picture = _draw(graph_file, args.visualize)
@@ -258,6 +269,11 @@ def _with_exception_line(trace: str, error: BaseException) -> str:
         return trace
     if not trace.lstrip().startswith("Traceback"):
         trace = "Traceback (most recent call last):\n" + trace
+    # A Julia error (pydispatch.julia.JuliaTaskError) carries its Julia backtrace;
+    # shown once, here, after the one-line message.
+    foreign = getattr(root, "backtrace", None)
+    if isinstance(foreign, str) and foreign.strip():
+        last += "\nJulia backtrace:\n" + foreign.rstrip("\n")
     return trace.rstrip("\n") + "\n" + last + "\n"
 
 

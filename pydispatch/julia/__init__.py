@@ -19,18 +19,37 @@ from .runtime import (
     start_runtime,
     stop_runtime,
 )
-from .values import ConversionError, JuliaBlob, JuliaRuntimeError, JuliaTaskError
+from .values import (
+    ConversionError,
+    JuliaBigInt,
+    JuliaBlob,
+    JuliaChar,
+    JuliaNamedTuple,
+    JuliaPair,
+    JuliaRational,
+    JuliaRuntimeError,
+    JuliaSymbol,
+    JuliaTaskError,
+    UnavailableFunctionError,
+)
 
 __all__ = [
     "JULIA_ELTYPES",
     "Backend",
     "ConversionError",
+    "JuliaBigInt",
     "JuliaBlob",
+    "JuliaChar",
     "JuliaFunction",
+    "JuliaNamedTuple",
     "JuliaPackage",
+    "JuliaPair",
+    "JuliaRational",
     "JuliaRuntime",
     "JuliaRuntimeError",
+    "JuliaSymbol",
     "JuliaTaskError",
+    "UnavailableFunctionError",
     "current_runtime",
     "dask_setup",
     "dask_teardown",

@@ -13,18 +13,23 @@ tag               Python value                         Julia value
 ``nothing``       ``None``                             ``nothing``
 ``bool``          ``bool``                             ``Bool``
 ``int``           ``int`` (fits in 64 bits)            ``Int64``
-``bigint``        ``int`` (larger)                     ``BigInt``
+``bigint``        ``int`` (larger), or                 ``BigInt``
+                  :class:`JuliaBigInt` (any size)
 ``float``         ``float``                            ``Float64``
 ``complex``       ``complex``                          ``ComplexF64``
 ``num``           numpy scalar (e.g. ``np.float32``)   that type (``Float32``, ...)
-``rational``      ``fractions.Fraction``               ``Rational{Int64|BigInt}``
-``str``           ``str``                              ``String`` (``Char``,
-                                                       ``Symbol`` map to ``str``)
-``tuple``         ``tuple``                            ``Tuple`` (``Pair`` -> tuple)
+``rational``      ``fractions.Fraction``, or           ``Rational{T}`` (``T`` an
+                  :class:`JuliaRational` (keeps T)     integer type or BigInt)
+``str``           ``str``                              ``String``
+``symbol``        :class:`JuliaSymbol` (a ``str``)     ``Symbol``
+``char``          :class:`JuliaChar` (a ``str``)       ``Char``
+``tuple``         ``tuple``                            ``Tuple``
+``pair``          :class:`JuliaPair` (a 2-``tuple``)   ``Pair``
 ``list``          ``list``                             ``Vector`` (element type
                                                        narrowed)
-``dict``          ``dict``                             ``Dict`` (``NamedTuple`` ->
-                                                       dict with str keys)
+``dict``          ``dict``                             ``Dict``
+``namedtuple``    :class:`JuliaNamedTuple` (a          ``NamedTuple``
+                  ``dict`` with ``str`` keys)
 ``set``           ``set``/``frozenset``                ``Set``
 ``array``         ``numpy.ndarray`` (a copy)           ``Array{T,N}`` (a copy)
 ``blob``          :class:`JuliaBlob`                   any other Julia value
@@ -35,6 +40,12 @@ little-endian bytes, so a Julia ``Matrix`` becomes a numpy array with the same
 shape and indices (Fortran order) and back. ``bytes`` go to Julia as a
 ``Vector{UInt8}`` (and come back as a ``uint8`` array). Other Python values
 raise :class:`ConversionError`.
+
+Every Julia value that crosses to Python and back comes back with its Julia type:
+where the plain Python value would lose it (a ``Symbol`` as ``str``, a small
+``BigInt`` as ``int``, ``Rational{Int32}``, ``NamedTuple``, ``Pair``), the
+Python value is a subclass of the plain type that remembers it
+(:mod:`pydispatch.julia.values`).
 """
 
 from __future__ import annotations
@@ -42,7 +53,17 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from .values import ConversionError, JuliaBlob, JuliaTaskError
+from .values import (
+    ConversionError,
+    JuliaBigInt,
+    JuliaBlob,
+    JuliaChar,
+    JuliaNamedTuple,
+    JuliaPair,
+    JuliaRational,
+    JuliaSymbol,
+    JuliaTaskError,
+)
 
 __all__ = [
     "JULIA_ELTYPES",
@@ -74,6 +95,26 @@ JULIA_ELTYPES: dict[str, str] = {
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+
+#: The integer types a Julia ``Rational{T}`` may have on the wire.
+RATIONAL_INTTYPES = (
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "Int128",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "UInt128",
+    "BigInt",
+)
+
+
+def _fraction_inttype(value: Fraction) -> str:
+    fits = all(_INT64_MIN <= v <= _INT64_MAX for v in (value.numerator, value.denominator))
+    return "Int64" if fits else "BigInt"
 
 
 def _np() -> Any:
@@ -112,6 +153,8 @@ def encode(value: Any) -> Tagged:
         arr = np.asarray(value)
         name = _julia_eltype(arr.dtype)
         return ("num", name, arr.astype(JULIA_ELTYPES[name]).tobytes())
+    if isinstance(value, JuliaBigInt):
+        return ("bigint", str(int(value)))
     if isinstance(value, int):
         if _INT64_MIN <= value <= _INT64_MAX:
             return ("int", int(value))
@@ -121,22 +164,25 @@ def encode(value: Any) -> Tagged:
     if isinstance(value, complex):
         return ("complex", value.real, value.imag)
     if isinstance(value, Fraction):
-        fits = all(_INT64_MIN <= v <= _INT64_MAX for v in (value.numerator, value.denominator))
-        return (
-            "rational",
-            "Int64" if fits else "BigInt",
-            str(value.numerator),
-            str(value.denominator),
-        )
+        inttype = value.inttype if isinstance(value, JuliaRational) else _fraction_inttype(value)
+        return ("rational", inttype, str(value.numerator), str(value.denominator))
+    if isinstance(value, JuliaSymbol):
+        return ("symbol", str(value))
+    if isinstance(value, JuliaChar):
+        return ("char", str(value))
     if isinstance(value, str):
         return ("str", str(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
         return ("array", "UInt8", (len(data),), data)
+    if isinstance(value, JuliaPair):
+        return ("pair", encode(value[0]), encode(value[1]))
     if isinstance(value, tuple):
         return ("tuple", [encode(v) for v in value])
     if isinstance(value, list):
         return ("list", [encode(v) for v in value])
+    if isinstance(value, JuliaNamedTuple):
+        return ("namedtuple", [(str(k), encode(v)) for k, v in value.items()])
     if isinstance(value, dict):
         return ("dict", [(encode(k), encode(v)) for k, v in value.items()])
     if isinstance(value, (set, frozenset)):
@@ -181,17 +227,34 @@ def decode(tree: Any) -> Any:
         return None
     if tag in ("bool", "int", "float", "str"):
         return tree[1]
+    if tag == "symbol":
+        return JuliaSymbol(tree[1])
+    if tag == "char":
+        return JuliaChar(tree[1])
     if tag == "bigint":
-        return int(tree[1])
+        value = int(tree[1])
+        # Beyond Int64 a plain int goes back as a BigInt anyway; within it, only
+        # JuliaBigInt does.
+        return JuliaBigInt(value) if _INT64_MIN <= value <= _INT64_MAX else value
     if tag == "complex":
         return complex(tree[1], tree[2])
     if tag == "rational":
-        return Fraction(int(tree[2]), int(tree[3]))
+        _, inttype, num, den = tree
+        if inttype not in RATIONAL_INTTYPES:
+            raise ConversionError(f"unsupported Rational integer type {inttype!r} from Julia")
+        plain = Fraction(int(num), int(den))
+        if _fraction_inttype(plain) == inttype:
+            return plain
+        return JuliaRational(int(num), int(den), inttype)
     if tag == "num":
         np = _np()
         return np.frombuffer(tree[2], dtype=JULIA_ELTYPES[tree[1]])[0]
     if tag == "tuple":
         return tuple(decode(v) for v in tree[1])
+    if tag == "pair":
+        return JuliaPair(decode(tree[1]), decode(tree[2]))
+    if tag == "namedtuple":
+        return JuliaNamedTuple((str(k), decode(v)) for k, v in tree[1])
     if tag == "list":
         return [decode(v) for v in tree[1]]
     if tag == "dict":

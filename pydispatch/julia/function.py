@@ -51,11 +51,16 @@ class JuliaFunction:
     package (loaded with ``Base.require`` on the worker). Closures and functions
     defined in ``Main`` travel as bytes: :meth:`from_serialized`. With
     ``nogil=True`` (the default) the function runs with Python's GIL released, so
-    the worker keeps heartbeating; it must then lock the GIL
-    (``PythonCall.GIL.@lock``) before touching Python.
+    the worker keeps heartbeating; it must then not touch Python (give
+    ``nogil=False`` for a function that does; see the README, "Julia").
+
+    ``main_names`` are the names in Julia's ``Main`` the function needs on a
+    worker (DispatchBridge fills them in); a graph is checked against them before
+    it is submitted (:func:`pydispatch.julia.everywhere.check_available`). They
+    are not part of the function's identity.
     """
 
-    __slots__ = ("_digest", "data", "kind", "name", "nogil", "package", "packages")
+    __slots__ = ("_digest", "data", "kind", "main_names", "name", "nogil", "package", "packages")
 
     kind: str
     name: str
@@ -63,6 +68,7 @@ class JuliaFunction:
     data: bytes | None
     packages: tuple[JuliaPackage, ...]
     nogil: bool
+    main_names: tuple[str, ...]
     _digest: str
 
     def __init__(
@@ -71,6 +77,7 @@ class JuliaFunction:
         *,
         package: JuliaPackage | tuple[str, str] | None = None,
         nogil: bool = True,
+        main_names: Iterable[str] = (),
     ) -> None:
         parts = name.split(".") if isinstance(name, str) else []
         if len(parts) < 2 or not all(parts):
@@ -81,6 +88,7 @@ class JuliaFunction:
         if pkg is not None and parts[0] != pkg.name:
             raise ValueError(f"{name!r} does not start with its package name {pkg.name!r}")
         self._init("ref", name, pkg, None, (pkg,) if pkg else (), nogil)
+        self.main_names = _names(main_names)
 
     @classmethod
     def from_serialized(
@@ -90,6 +98,7 @@ class JuliaFunction:
         name: str = "anonymous",
         packages: Iterable[JuliaPackage | tuple[str, str]] = (),
         nogil: bool = True,
+        main_names: Iterable[str] = (),
     ) -> JuliaFunction:
         """A function serialized by Julia (``Serialization.serialize``).
 
@@ -101,6 +110,7 @@ class JuliaFunction:
         self = cls.__new__(cls)
         pkgs = tuple(JuliaPackage.of(p) for p in packages)
         self._init("serialized", str(name), None, bytes(data), pkgs, nogil)
+        self.main_names = _names(main_names)
         return self
 
     def _init(
@@ -157,7 +167,15 @@ class JuliaFunction:
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _restore,
-            (self.kind, self.name, self.package, self.data, self.packages, self.nogil),
+            (
+                self.kind,
+                self.name,
+                self.package,
+                self.data,
+                self.packages,
+                self.nogil,
+                self.main_names,
+            ),
         )
 
     # -- the wire spec the Julia side reads --------------------------------
@@ -180,14 +198,17 @@ class JuliaFunction:
 
     @classmethod
     def from_spec(
-        cls, spec: tuple[Any, ...] | list[Any], label: str | None = None
+        cls,
+        spec: tuple[Any, ...] | list[Any],
+        label: str | None = None,
+        main_names: Iterable[str] = (),
     ) -> JuliaFunction:
         """Rebuild a JuliaFunction from the tuple ``DispatchBridge.funcspec`` makes."""
         kind = spec[0]
         if kind == "ref":
             _, name, uuid, nogil = spec
             pkg = (str(uuid), str(name).split(".")[0]) if uuid else None
-            return cls(str(name), package=pkg, nogil=bool(nogil))
+            return cls(str(name), package=pkg, nogil=bool(nogil), main_names=main_names)
         if kind == "serialized":
             _, _digest, data, packages, nogil = spec
             return cls.from_serialized(
@@ -195,6 +216,7 @@ class JuliaFunction:
                 name=label or "anonymous",
                 packages=[(str(u), str(n)) for u, n in packages],
                 nogil=bool(nogil),
+                main_names=main_names,
             )
         raise ValueError(f"unknown Julia function spec kind {kind!r}")
 
@@ -213,8 +235,17 @@ def _restore(
     data: bytes | None,
     packages: tuple[tuple[str, str], ...],
     nogil: bool,
+    main_names: tuple[str, ...] = (),
 ) -> JuliaFunction:
     if kind == "ref":
-        return JuliaFunction(name, package=package, nogil=nogil)
+        return JuliaFunction(name, package=package, nogil=nogil, main_names=main_names)
     assert data is not None
-    return JuliaFunction.from_serialized(data, name=name, packages=packages, nogil=nogil)
+    return JuliaFunction.from_serialized(
+        data, name=name, packages=packages, nogil=nogil, main_names=main_names
+    )
+
+
+def _names(names: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(names, str):
+        raise TypeError("main_names is an iterable of names, not one str")
+    return tuple(sorted({str(n) for n in names}))

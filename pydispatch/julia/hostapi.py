@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .convert import Tagged, decode, encode
@@ -21,6 +21,9 @@ from .function import JuliaFunction
 from .values import ConversionError, JuliaTaskError
 
 __all__ = [
+    "add_everywhere",
+    "attach",
+    "check_graph",
     "collect_node",
     "data_node",
     "describe_error",
@@ -30,6 +33,7 @@ __all__ = [
     "outcome",
     "python_op",
     "run",
+    "run_graph",
     "to_julia",
     "wait_for_worker",
     "worker_command",
@@ -44,11 +48,21 @@ def _arg(value: Any) -> Any:
     return decode(value) if isinstance(value, tuple) else value
 
 
-def julia_op(spec: Sequence[Any], label: str, args: Iterable[Any], kwargs: dict[str, Any]) -> Any:
-    """``Op(JuliaFunction.from_spec(spec), *args, **kwargs)`` labelled ``label``."""
+def julia_op(
+    spec: Sequence[Any],
+    label: str,
+    args: Iterable[Any],
+    kwargs: dict[str, Any],
+    main_names: Iterable[str] = (),
+) -> Any:
+    """``Op(JuliaFunction.from_spec(spec), *args, **kwargs)`` labelled ``label``.
+
+    ``main_names`` are the names in Julia's ``Main`` the function needs on a worker
+    (checked by :func:`check_graph` before the graph is submitted).
+    """
     from pydispatch import Op
 
-    func = JuliaFunction.from_spec(tuple(spec), label)
+    func = JuliaFunction.from_spec(tuple(spec), label, main_names=list(main_names))
     node = Op(func, *[_arg(a) for a in args], **{str(k): _arg(v) for k, v in kwargs.items()})
     node.label = str(label)
     return node
@@ -70,11 +84,25 @@ def data_node(tree: Tagged) -> Any:
     return DataNode(_arg(tree))
 
 
-def index_node(node: Any, index: int) -> Any:
-    """``IndexNode(node, index)``; ``index`` is already 0-based."""
-    from pydispatch import IndexNode
+#: The Julia function a Julia ``IndexNode`` runs (Base is always loaded on workers).
+GETINDEX = JuliaFunction("Base.getindex")
 
-    return IndexNode(node, int(index))
+
+def index_node(node: Any, index: Any, label: str = "getindex") -> Any:
+    """A Julia ``IndexNode(node, index)``: ``getindex(value, index)`` in Julia, on a worker.
+
+    Dispatcher.jl indexes the parent's *Julia* value (``fetch(node)[index]``,
+    Dispatcher.jl ``src/nodes.jl``, ``run!(::IndexNode)``): 1-based, and by
+    Julia's rules for each type (linear indexing of a Matrix, a NamedTuple's
+    fields, a Dict's keys, a String's bytes). So the node is an Op of Julia's
+    ``getindex`` with the index unchanged, not a 0-based Python ``IndexNode``.
+    ``index`` is a tagged value (or a plain one).
+    """
+    from pydispatch import Op
+
+    op = Op(GETINDEX, node, _arg(index))
+    op.label = str(label)
+    return op
 
 
 def collect_node(nodes: Iterable[Any], label: str) -> Any:
@@ -118,8 +146,93 @@ def outcome(result: Any) -> Outcome:
 
 def run(executor: Any, nodes: Sequence[Any], timeout: float | None = None) -> list[Outcome]:
     """Run ``nodes`` on ``executor`` (one submission); one outcome per node, in order."""
-    results = executor.run(list(nodes), throw_error=False, timeout=timeout)
-    return [outcome(r) for r in results]
+    check_graph(nodes, executor)
+    results = executor.run(_unique(nodes), throw_error=False, timeout=timeout)
+    by_id = {id(n): r for n, r in zip(_unique(nodes), results, strict=True)}
+    return [outcome(by_id[id(n)]) for n in nodes]
+
+
+def _unique(nodes: Sequence[Any]) -> list[Any]:
+    seen: set[int] = set()
+    out = []
+    for node in nodes:
+        if id(node) not in seen:
+            seen.add(id(node))
+            out.append(node)
+    return out
+
+
+def run_graph(
+    executor: Any,
+    nodes: Sequence[Any],
+    outputs: Sequence[int],
+    timeout: float | None = None,
+) -> list[Outcome]:
+    """Run a Julia graph; one outcome for *every* node of it, in the order of ``nodes``.
+
+    ``nodes`` are the pydispatch nodes of every node of the Julia graph (Julia's
+    ``DispatchGraph`` order) and ``outputs`` the 0-based positions of the output
+    nodes among them (repeats allowed). Only the outputs are submitted (their
+    dependencies come with them, in one submission); afterwards every node's
+    value or error is read, as Dispatcher.jl's executors fill every node's result
+    (Dispatcher.jl ``src/executors.jl``, ``dispatch!``). A failure is
+    ``("julia", ...)``/``("python", ...)`` for the node whose own code failed and
+    ``("upstream", i)`` for a node that did not run because node ``i`` failed.
+    If the run itself fails (a timeout, a lost scheduler), every node gets that
+    error (``("python", exc, "")``), so no Julia node is left unfilled.
+    """
+    check_graph([nodes[i] for i in outputs], executor)
+    wanted = _unique([nodes[i] for i in outputs])
+    try:
+        executor.run(wanted, throw_error=False, timeout=timeout)
+    except Exception as exc:
+        return [("python", exc, "") for _ in nodes]
+    position = {id(n): i for i, n in enumerate(nodes)}
+    return [_node_outcome(n, position, timeout) for n in nodes]
+
+
+def _node_outcome(node: Any, position: dict[int, int], timeout: float | None) -> Outcome:
+    from pydispatch import DependencyError
+
+    try:
+        return ("ok", to_julia(node.result(timeout=timeout)))
+    except DependencyError as exc:
+        upstream = exc.err if isinstance(exc.err, DependencyError) else None
+        while upstream is not None and id(upstream.node) not in position:
+            upstream = upstream.err if isinstance(upstream.err, DependencyError) else None
+        if upstream is not None and upstream.node is not node:
+            return ("upstream", position[id(upstream.node)])
+        return describe_error(exc)
+    except Exception as exc:
+        return describe_error(exc)
+
+
+def check_graph(nodes: Iterable[Any], executor: Any = None) -> None:
+    """Before a Julia graph is submitted: send the ``@everywhere`` blocks, then check.
+
+    Raises :class:`~pydispatch.julia.values.UnavailableFunctionError` naming every
+    node whose Julia function needs a ``Main`` name no block defines.
+    """
+    from . import everywhere
+
+    nodes = list(nodes)
+    everywhere.check_available(nodes)
+    if executor is not None and everywhere.blocks():
+        everywhere.attach(executor)
+
+
+def attach(target: Any) -> None:
+    """Send this session's ``@everywhere`` blocks to the workers of ``target``, now and later."""
+    from . import everywhere
+
+    everywhere.attach(target)
+
+
+def add_everywhere(data: bytes, names: Iterable[str], text: str, origin: str) -> None:
+    """Record an ``@everywhere`` block (serialized ``Expr``) and send it to attached clients."""
+    from .everywhere import JuliaCode, add_block
+
+    add_block(JuliaCode(bytes(data), list(names), text=str(text), origin=str(origin)))
 
 
 def gather(client: Any, nodes: Sequence[Any]) -> list[Outcome]:
@@ -151,18 +264,38 @@ def worker_command(address: str, *, nthreads: int = 1, python: str | None = None
 def worker_env(
     julia_exe: str,
     julia_project: str,
-    base: dict[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
     juliacall_path: str | None = None,
 ) -> dict[str, str]:
     """The environment for that worker: reuse this Julia and this Julia project.
 
+    ``base`` is the Julia session's environment (Julia's ``ENV``, which sees
+    variables set after Python started; Python's ``os.environ`` does not).
     ``PYTHON_JULIACALL_EXE`` and ``PYTHON_JULIACALL_PROJECT`` (set together)
     make juliacall skip juliapkg and start exactly the calling Julia with the
     calling project, which already has DispatchBridge and a matching PythonCall.
     ``juliacall_path`` (PythonCall's ``pysrc``) goes first on ``PYTHONPATH`` so
     the worker imports the juliacall that matches that PythonCall.
+
+    Two inherited variables would stop the worker's Julia from starting:
+
+    * ``PYTHON_JULIACALL_INIT=no``, which PythonCall sets in the Python it embeds
+      (PythonCall.jl ``src/Core/juliacall.jl``, ``init_juliacall``): juliacall
+      then never starts Julia (juliacall 0.9.37 ``init()`` returns early);
+    * a ``JULIA_LOAD_PATH`` without the standard library, as under ``Pkg.test``
+      (Pkg.jl ``src/Operations.jl`` sets ``"@:<tmp>"``): juliacall's start-up
+      runs ``import CompilerSupportLibraries_jll``, a stdlib. ``@stdlib`` is
+      appended when the path names no ``@stdlib`` and has no empty entry (an
+      empty entry stands for the default path, which includes it).
     """
     env = dict(os.environ if base is None else base)
+    env.pop("PYTHON_JULIACALL_INIT", None)
+    load_path = env.get("JULIA_LOAD_PATH")
+    if load_path is not None:
+        sep = ";" if sys.platform == "win32" else ":"
+        entries = load_path.split(sep)
+        if "@stdlib" not in entries and "" not in entries:
+            env["JULIA_LOAD_PATH"] = sep.join([*entries, "@stdlib"])
     env["PYTHON_JULIACALL_EXE"] = str(julia_exe)
     env["PYTHON_JULIACALL_PROJECT"] = str(julia_project)
     env.setdefault("PYTHON_JULIACALL_THREADS", "1")

@@ -1,8 +1,11 @@
 """The owner-thread runtime: one thread per process runs every Julia call.
 
-Calling Julia from dask's executor threads can hang the process (Julia GC on an
-adopted thread waits for the thread that started Julia; see
-``research/julia-bridge.md``). So exactly one thread, the *owner*, starts Julia
+Calling Julia from dask's executor threads can hang the process: Julia adopts
+each foreign thread that calls it, and a GC started on one waits for the thread
+that started Julia, which is busy elsewhere (JuliaPy/PythonCall.jl issue #578,
+"Julia GC triggered from a python thread causes hangs"; Julia's embedding manual,
+``doc/src/manual/embedding.md``, shows every call made from one thread). So
+exactly one thread, the *owner*, starts Julia
 (through a :class:`Backend`) and makes every Julia call. Other threads hand it
 work through a FIFO queue and wait on a ``concurrent.futures.Future``. Only
 tagged trees (plain Python data) cross between the owner and other threads.
@@ -15,13 +18,17 @@ import queue
 import threading
 import traceback
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .convert import Tagged, decode_result, encode
 from .values import JuliaRuntimeError, JuliaTaskError
 
-if TYPE_CHECKING:
-    from .function import JuliaFunction
+
+class Runnable(Protocol):
+    """What the runtime runs: a :class:`JuliaFunction` or a :class:`JuliaCode` block."""
+
+    def spec(self) -> tuple[Any, ...]: ...
+
 
 __all__ = [
     "Backend",
@@ -37,9 +44,12 @@ class Backend(Protocol):
     """What the runtime needs from a Julia implementation.
 
     Every method is called on the owner thread only. ``call`` receives the
-    function's :meth:`JuliaFunction.spec` and tagged arguments and returns a
-    tagged result (or a tagged ``("error", ...)``); it must return only plain
-    Python data, never an object that wraps Julia memory.
+    function's :meth:`JuliaFunction.spec` (or a block's ``("eval", ...)`` spec)
+    and tagged arguments and returns a tagged result (or a tagged
+    ``("error", ...)``); it must return only plain Python data, never an object
+    that wraps Julia memory. ``restartable`` (default true) says whether a new
+    runtime may start with this backend after one stopped or failed in the same
+    process: juliacall cannot start Julia twice.
     """
 
     name: str
@@ -77,17 +87,27 @@ class JuliaRuntime:
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.ready: Future[None] = Future()
         self.pid = os.getpid()
+        #: Why the runtime ended, when it was not an orderly stop (the failed start,
+        #: or what killed the owner thread).
+        self.failure: BaseException | None = None
 
     # -- lifecycle ----------------------------------------------------------
     def start(self, timeout: float | None = None) -> JuliaRuntime:
         """Start the owner thread and wait (up to ``timeout`` s) until Julia is up."""
         with self._lock:
             if self._closed:
-                raise JuliaRuntimeError("this Julia runtime was stopped; create a new one")
-            if not self._thread.is_alive() and not self.ready.done():
+                raise self._closed_error("this Julia runtime was stopped")
+            if self._thread.ident is None:
                 self._thread.start()
         self.ready.result(timeout)  # raises JuliaRuntimeError if the backend failed
         return self
+
+    def _closed_error(self, what: str) -> JuliaRuntimeError:
+        if self.failure is None:
+            return JuliaRuntimeError(f"{what}; no more Julia calls in this process")
+        err = JuliaRuntimeError(f"{what}: {_describe(self.failure)}")
+        err.__cause__ = self.failure
+        return err
 
     @property
     def thread_id(self) -> int | None:
@@ -97,7 +117,12 @@ class JuliaRuntime:
     @property
     def running(self) -> bool:
         """True while the runtime accepts calls."""
-        return self.ready.done() and self.ready.exception() is None and not self._closed
+        return (
+            self.ready.done()
+            and self.ready.exception() is None
+            and not self._closed
+            and self._thread.is_alive()
+        )
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop accepting calls, fail every queued call, stop the owner thread.
@@ -133,7 +158,7 @@ class JuliaRuntime:
 
     # -- calls ----------------------------------------------------------------
     def submit(
-        self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        self, func: Runnable, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Future[Any]:
         """Queue ``func(*args, **kwargs)`` for the owner thread; return its future.
 
@@ -151,14 +176,12 @@ class JuliaRuntime:
             return fut
         with self._lock:
             if self._closed:
-                raise JuliaRuntimeError(
-                    "the Julia runtime is shut down; no more Julia calls in this process"
-                )
+                raise self._closed_error("the Julia runtime is shut down")
             self._queue.put((fut, func.spec(), eargs, ekwargs))
         return fut
 
     def call(
-        self, func: JuliaFunction, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        self, func: Runnable, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         """Run ``func(*args, **kwargs)`` on the owner thread and return the result."""
         if not self.ready.done():
@@ -177,6 +200,7 @@ class JuliaRuntime:
             )
             err.__cause__ = exc
             with self._lock:
+                self.failure = exc
                 self._closed = True
                 pending = self._drain()
             self.ready.set_exception(err)
@@ -196,8 +220,25 @@ class JuliaRuntime:
                 fut, spec, eargs, ekwargs = item
                 if fut.set_running_or_notify_cancel():
                     self._run(fut, spec, eargs, ekwargs)
+        except BaseException as exc:
+            # The owner must never die silently: later calls would wait forever.
+            self._die(exc)
         finally:
-            self.backend.stop()
+            try:
+                self.backend.stop()
+            except BaseException as exc:
+                if self.failure is None:
+                    self.failure = exc
+
+    def _die(self, exc: BaseException) -> None:
+        err = JuliaRuntimeError(f"the Julia owner thread stopped on an error: {_describe(exc)}")
+        err.__cause__ = exc
+        with self._lock:
+            self.failure = exc
+            self._closed = True
+            pending = self._drain()
+        for fut in pending:
+            fut.set_exception(err)
 
     def _run(
         self,
@@ -216,17 +257,36 @@ class JuliaRuntime:
             fut.set_exception(
                 JuliaTaskError(
                     f"{type(exc).__module__}.{type(exc).__qualname__}",
-                    str(exc),
-                    "".join(traceback.format_exception(exc)),
+                    _describe(exc, with_type=False),
+                    _format_traceback(exc),
                 )
             )
         else:
             fut.set_result(value)
 
 
+def _describe(exc: BaseException, *, with_type: bool = True) -> str:
+    """``str(exc)`` that cannot fail (a broken ``__str__`` must not kill the owner)."""
+    try:
+        text = str(exc)
+    except BaseException:
+        text = "<the exception's message could not be computed>"
+    return f"{type(exc).__name__}: {text}" if with_type else text
+
+
+def _format_traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc))
+    except BaseException:
+        return ""
+
+
 # -- the process-wide runtime ------------------------------------------------
 _runtime: JuliaRuntime | None = None
 _runtime_lock = threading.Lock()
+#: Set when a runtime whose backend cannot restart (juliacall) stopped or failed:
+#: every later start in this process raises it again, with the original cause.
+_ended: JuliaRuntimeError | None = None
 
 
 def current_runtime() -> JuliaRuntime | None:
@@ -237,12 +297,37 @@ def current_runtime() -> JuliaRuntime | None:
     return rt
 
 
+def _note_end(rt: JuliaRuntime) -> None:
+    """Make the end of a non-restartable runtime permanent for this process."""
+    global _ended
+    if rt.pid != os.getpid() or getattr(rt.backend, "restartable", True):
+        return
+    if _ended is None:
+        why = "failed" if rt.failure is not None else "was stopped"
+        cause = f": {_describe(rt.failure)}" if rt.failure is not None else ""
+        _ended = JuliaRuntimeError(
+            f"Julia ({rt.backend.name} backend) {why} in this process{cause}; it cannot "
+            "start again in the same process (juliacall starts Julia once): restart the "
+            "worker process"
+        )
+        _ended.__cause__ = rt.failure
+
+
 def start_runtime(backend: Backend | None = None, timeout: float | None = None) -> JuliaRuntime:
-    """Start this process's runtime (idempotent); ``backend`` defaults to the env's."""
+    """Start this process's runtime (idempotent); ``backend`` defaults to the env's.
+
+    After a runtime whose backend cannot restart (juliacall) stopped or failed,
+    this raises the original failure again instead of starting Julia twice.
+    """
     global _runtime
     with _runtime_lock:
+        old = _runtime
+        if old is not None and old.pid == os.getpid() and old._closed:
+            _note_end(old)
         rt = current_runtime()
         if rt is None:
+            if _ended is not None:
+                raise _ended
             from .backends import backend_from_env
 
             rt = _runtime = JuliaRuntime(backend if backend is not None else backend_from_env())
@@ -258,6 +343,8 @@ def get_runtime() -> JuliaRuntime:
     rt = current_runtime()
     if rt is not None and rt.ready.done():
         rt.ready.result()
+        if not rt.running:
+            raise rt._closed_error("the Julia runtime stopped")
         return rt
     return start_runtime()
 
@@ -269,3 +356,5 @@ def stop_runtime(timeout: float | None = 10.0) -> None:
         rt, _runtime = _runtime, None
     if rt is not None and rt.pid == os.getpid():
         rt.stop(timeout)
+        with _runtime_lock:
+            _note_end(rt)

@@ -7,9 +7,22 @@ results, and the scheduler (which has no Julia) must be able to unpickle them.
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 from typing import Any
 
-__all__ = ["ConversionError", "JuliaBlob", "JuliaRuntimeError", "JuliaTaskError"]
+__all__ = [
+    "ConversionError",
+    "JuliaBigInt",
+    "JuliaBlob",
+    "JuliaChar",
+    "JuliaNamedTuple",
+    "JuliaPair",
+    "JuliaRational",
+    "JuliaRuntimeError",
+    "JuliaSymbol",
+    "JuliaTaskError",
+    "UnavailableFunctionError",
+]
 
 
 class JuliaBlob:
@@ -78,10 +91,10 @@ class JuliaTaskError(Exception):
         return (JuliaTaskError, (self.jltype, self.message, self.backtrace, self.payload))
 
     def __str__(self) -> str:
-        text = f"Julia {self.jltype}: {self.message}"
-        if self.backtrace:
-            text += f"\nJulia backtrace:\n{self.backtrace}"
-        return text
+        # One line: the Julia backtrace is `.backtrace`, shown once by whoever reports
+        # the error (`pydispatch run` prints the remote trace itself).
+        first = self.message.strip().splitlines()[0] if self.message.strip() else ""
+        return f"Julia {self.jltype}: {first}" if first else f"Julia {self.jltype}"
 
     def __repr__(self) -> str:
         return f"JuliaTaskError({self.jltype!r}, {self.message!r})"
@@ -91,5 +104,154 @@ class JuliaRuntimeError(RuntimeError):
     """The process's Julia runtime is not usable (failed to start, or shut down)."""
 
 
+class UnavailableFunctionError(ValueError):
+    """A graph uses a Julia function (or a ``Main`` global) that no worker can resolve.
+
+    Raised before anything is submitted. ``missing`` maps each node label to the
+    ``Main`` names its function needs and that no ``@everywhere`` block defines.
+    """
+
+    def __init__(self, message: str, missing: dict[str, tuple[str, ...]] | None = None) -> None:
+        super().__init__(message)
+        self.missing = dict(missing or {})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnavailableFunctionError, (str(self), self.missing))
+
+
+# -- Julia values whose Python form alone would lose their Julia type -------------
+# Each is a subclass of the natural Python type (so Python code uses it as that
+# type) that remembers the Julia type, so it goes back to Julia unchanged: a Symbol
+# stays a Symbol, `big(2)` stays a BigInt, `Int32(1)//2` keeps Int32, and so on.
+
+
+class JuliaSymbol(str):
+    """A Julia ``Symbol`` (a ``str`` to Python)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"JuliaSymbol({str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JuliaSymbol, (str(self),))
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("pydispatch.julia.JuliaSymbol", str(self))
+
+
+class JuliaChar(str):
+    """A Julia ``Char`` (a one-character ``str`` to Python)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"JuliaChar({str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JuliaChar, (str(self),))
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("pydispatch.julia.JuliaChar", str(self))
+
+
+class JuliaBigInt(int):
+    """A Julia ``BigInt`` (an ``int`` to Python, even when it fits in 64 bits)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"JuliaBigInt({int(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JuliaBigInt, (int(self),))
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("pydispatch.julia.JuliaBigInt", str(int(self)))
+
+
+class JuliaRational(Fraction):
+    """A Julia ``Rational{T}`` (a ``Fraction`` to Python) that remembers ``T``."""
+
+    __slots__ = ("inttype",)
+    inttype: str
+
+    def __new__(cls, numerator: int, denominator: int, inttype: str) -> JuliaRational:
+        self = super().__new__(cls, numerator, denominator)
+        self.inttype = str(inttype)
+        return self
+
+    def __repr__(self) -> str:
+        return f"JuliaRational({self.numerator}, {self.denominator}, {self.inttype!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JuliaRational, (self.numerator, self.denominator, self.inttype))
+
+    def __dask_tokenize__(self) -> tuple[str, str, str, str]:
+        return (
+            "pydispatch.julia.JuliaRational",
+            self.inttype,
+            str(self.numerator),
+            str(self.denominator),
+        )
+
+    # Fraction copies itself with `self.__class__(num, den)`, which would drop the type.
+    def __copy__(self) -> JuliaRational:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> JuliaRational:
+        return self
+
+
+class JuliaNamedTuple(dict):
+    """A Julia ``NamedTuple`` (a ``dict`` with ``str`` keys, in field order, to Python)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"JuliaNamedTuple({dict.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JuliaNamedTuple, (dict(self),))
+
+    def __dask_tokenize__(self) -> tuple[str, list[tuple[str, Any]]]:
+        # Field order is part of a NamedTuple's type: keep it.
+        return ("pydispatch.julia.JuliaNamedTuple", list(self.items()))
+
+
+class JuliaPair(tuple):
+    """A Julia ``Pair`` (a 2-tuple to Python)."""
+
+    __slots__ = ()
+
+    def __new__(cls, first: Any, second: Any) -> JuliaPair:
+        return super().__new__(cls, (first, second))
+
+    def __repr__(self) -> str:
+        return f"JuliaPair({self[0]!r}, {self[1]!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JuliaPair, (self[0], self[1]))
+
+    def __dask_tokenize__(self) -> tuple[str, Any, Any]:
+        return ("pydispatch.julia.JuliaPair", self[0], self[1])
+
+
 class ConversionError(TypeError):
     """A value cannot cross between Python and Julia under the conversion table."""
+
+
+def _register_tokens() -> None:
+    # dask tokenizes a subclass of str/int/tuple/dict/Fraction by its base type's
+    # rule and never asks for __dask_tokenize__: register ours, so that a Julia
+    # Symbol and a String (or a NamedTuple and a Dict) get different content keys.
+    from dask.base import normalize_token
+
+    @normalize_token.register(
+        (JuliaSymbol, JuliaChar, JuliaBigInt, JuliaRational, JuliaNamedTuple, JuliaPair)
+    )
+    def _julia_value_token(value: Any) -> Any:
+        return normalize_token(value.__dask_tokenize__())
+
+
+_register_tokens()

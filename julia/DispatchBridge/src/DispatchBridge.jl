@@ -5,7 +5,7 @@ Run Dispatcher.jl graphs on a dask cluster through pydispatch (Python), and run
 Julia functions on Python dask workers. `using DispatchBridge` gives the
 DaskDistributedDispatcher.jl API: `DaskExecutor`, `Worker`, `Client`, `run!`,
 `reset!`, `submit`, `cancel`, `gather`, `replicate`, `shutdown`, `get_key`,
-`Address`.
+`Address`, and `@everywhere` for code every worker's Julia must run.
 
 The conversion policy lives in Python (`pydispatch.julia.convert`); this package
 only builds and reads its tagged values.
@@ -15,6 +15,7 @@ module DispatchBridge
 import Dispatcher
 import PythonCall
 import ResultTypes
+import TOML
 using Dispatcher: run!
 using PythonCall:
     Py,
@@ -28,15 +29,20 @@ using PythonCall:
     pygetitem,
     pyimport,
     pyis,
+    pyisinstance,
     pylist,
+    pyrepr,
+    pystr,
     pytuple
 using Serialization: deserialize, serialize
 
-export Address,
+export @everywhere,
+    Address,
     Client,
     DaskExecutor,
     PyFunc,
     RemoteTaskError,
+    UnavailableFunctionError,
     Worker,
     cancel,
     gather,
@@ -56,6 +62,7 @@ const HOSTAPI = Ref{Py}()
 include("errors.jl")
 include("convert.jl")
 include("functions.jl")
+include("everywhere.jl")
 include("translate.jl")
 include("runfile.jl")
 include("client.jl")

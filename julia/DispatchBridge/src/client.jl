@@ -8,16 +8,22 @@ A client of the dask scheduler at `scheduler_address`, for advanced workflows
 Dispatcher.jl nodes; each is sent once, with its dependencies.
 """
 struct Client
-    py::Py
+    source::Py
     scheduler_address::String
     translator::Translator
+    of_executor::Bool
 end
 
 Client(scheduler_address::AbstractString) = Client(
     pygetattr(PYDISPATCH[], "Client")(String(scheduler_address)),
     String(scheduler_address),
     Translator(),
+    false,
 )
+
+# A DaskExecutor's client is its Python executor's (one dask connection, not two);
+# looked up each time, as `reset!` replaces it.
+pyclient(c::Client) = c.of_executor ? pygetattr(c.source, "client") : c.source
 
 pynodes(c::Client, nodes) = pylist(topynode(c.translator, n) for n in nodes)
 
@@ -29,7 +35,9 @@ restricts where `node` runs.
 """
 function submit(client::Client, node::Dispatcher.DispatchNode; workers = Address[])
     addresses = isempty(workers) ? nothing : pylist(string(w) for w in workers)
-    client.py.submit(topynode(client.translator, node); workers = addresses)
+    pynode = topynode(client.translator, node)
+    checked(() -> hostapi().check_graph(pylist((pynode,)), pyclient(client)))
+    pyclient(client).submit(pynode; workers = addresses)
     return nothing
 end
 
@@ -39,7 +47,7 @@ end
 Stop `nodes`, forget their results and those of their dependents.
 """
 function cancel(client::Client, nodes::AbstractVector{<:Dispatcher.DispatchNode})
-    client.py.cancel(pynodes(client, nodes))
+    pyclient(client).cancel(pynodes(client, nodes))
     return nothing
 end
 
@@ -51,7 +59,7 @@ The values of `nodes`, in order. A node that failed throws its error: a
 """
 function gather(client::Client, nodes::AbstractVector{<:Dispatcher.DispatchNode})
     values = Any[]
-    for o in hostapi().gather(client.py, pynodes(client, nodes))
+    for o in hostapi().gather(pyclient(client), pynodes(client, nodes))
         ok, value = outcome_value(o)
         ok || throw(first(value))
         push!(values, value)
@@ -72,7 +80,7 @@ result(client::Client, node::Dispatcher.DispatchNode) = only(gather(client, [nod
 Copy results onto every worker (default: everything this client submitted).
 """
 function replicate(client::Client; nodes = nothing)
-    client.py.replicate(nodes === nothing ? nothing : pynodes(client, nodes))
+    pyclient(client).replicate(nodes === nothing ? nothing : pynodes(client, nodes))
     return nothing
 end
 
@@ -83,7 +91,7 @@ Forget everything this client submitted. Does not stop the scheduler or the
 workers; a second call throws.
 """
 function shutdown(client::Client)
-    client.py.shutdown()
+    pyclient(client).shutdown()
     return nothing
 end
 

@@ -33,30 +33,60 @@ end
 Base.showerror(io::IO, e::ConversionError) = print(io, "ConversionError: ", e.msg)
 
 """
-    errortagged(e, bt) -> Py
+    UnavailableFunctionError(msg)
 
-The tagged error `("error", type, message, backtrace, payload)` for an
-exception caught on a worker; `payload` is the serialized exception or `None`.
+A graph uses a function (or a `Main` global) that no worker can resolve; thrown
+before anything is submitted. Define what it names inside `@everywhere`.
 """
-function errortagged(e, bt)
+struct UnavailableFunctionError <: Exception
+    msg::String
+end
+
+Base.showerror(io::IO, e::UnavailableFunctionError) = print(
+    io,
+    "UnavailableFunctionError: ",
+    e.msg,
+)
+
+"Largest serialized exception a worker sends back (bigger ones send only their text)."
+const MAX_ERROR_PAYLOAD = 1 << 20
+"Longest error message or backtrace text a worker sends back."
+const MAX_ERROR_TEXT = 1 << 16
+
+function clip(text::String)
+    ncodeunits(text) <= MAX_ERROR_TEXT && return text
+    keep = prevind(text, MAX_ERROR_TEXT)
+    return text[1:keep] * "\n... ($(ncodeunits(text)) bytes in all, cut)"
+end
+
+"""
+    error_tree(e, bt) -> Tuple
+
+The tagged error `("error", type, message, backtrace, payload)` (a tree) for an
+exception caught on a worker; `payload` is the serialized exception, or
+`nothing` when it does not serialize or is over `MAX_ERROR_PAYLOAD` bytes (a
+`BoundsError` or `MethodError` carries its arguments, which may be huge). Pure
+Julia: runs with or without the GIL.
+"""
+function error_tree(e, bt)
     payload = try
         io = IOBuffer()
         serialize(io, e)
-        pybytes(take!(io))
+        position(io) <= MAX_ERROR_PAYLOAD ? take!(io) : nothing
     catch
         nothing
     end
     message = try
-        sprint(showerror, e)
+        clip(sprint(showerror, e))
     catch
         string(typeof(e))
     end
     backtrace = try
-        sprint(io -> Base.show_backtrace(io, bt))
+        clip(sprint(io -> Base.show_backtrace(io, bt)))
     catch
         ""
     end
-    return pytuple(("error", string(typeof(e)), message, backtrace, payload))
+    return ("error", string(typeof(e)), message, backtrace, payload)
 end
 
 """
@@ -74,7 +104,7 @@ function outcome_value(o::Py)
         original = nothing
         if !pyis(payload, pybuiltins.None)
             original = try
-                deserialize(IOBuffer(pyconvert(Vector{UInt8}, payload)))
+                deserialize_loading(pyconvert(Vector{UInt8}, payload))
             catch
                 nothing
             end
@@ -88,5 +118,24 @@ function outcome_value(o::Py)
         return (false, (err, pyconvert(String, pygetitem(o, 5))))
     else
         return (false, (PyException(pygetitem(o, 1)), pyconvert(String, pygetitem(o, 2))))
+    end
+end
+
+"""
+    checked(f)
+
+`f()`, with pydispatch's `UnavailableFunctionError` (a graph that needs a `Main`
+name no worker has) thrown as the Julia `UnavailableFunctionError`.
+"""
+function checked(f)
+    try
+        return f()
+    catch e
+        if e isa PyException
+            cls = pygetattr(pyimport("pydispatch.julia.values"), "UnavailableFunctionError")
+            pyisinstance(e.v, cls) &&
+                throw(UnavailableFunctionError(pyconvert(String, pystr(e.v))))
+        end
+        rethrow()
     end
 end

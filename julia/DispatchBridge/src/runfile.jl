@@ -1,5 +1,23 @@
-# The graph a Julia file defines, for `pydispatch run FILE.jl` (Python evaluates the
-# file into a fresh module, then asks for its outputs here).
+# The graph a Julia file defines, for `pydispatch run FILE.jl` (pydispatch's
+# `pydispatch.julia.runfile` calls `load_graph_file`).
+
+"""
+    load_graph_file(path) -> Py
+
+Evaluate the Julia file at `path` in `Main`, record it as an `@everywhere` block
+(so its definitions reach every worker's Julia), and return the pydispatch nodes
+of its graph (see `graph_outputs`).
+"""
+function load_graph_file(path::AbstractString)
+    file = abspath(String(path))
+    code = read(file, String)
+    # Parse once: the same expressions run here and on the workers.
+    ex = Meta.parseall(code; filename = file)
+    everywhere(ex, file)
+    # The file's definitions are newer than this function's world (Julia >= 1.12
+    # ties bindings to world age): look at them in the latest world.
+    return Base.invokelatest(graph_outputs, Main)
+end
 
 """
     graph_outputs(m::Module) -> Py
@@ -9,9 +27,9 @@ node, a vector of nodes or a `DispatchGraph`, whose leaves are the outputs) or
 what its `main()` returns.
 """
 function graph_outputs(m::Module)
-    value = if isdefined(m, :outputs)
-        getglobal(m, :outputs)
-    elseif isdefined(m, :main)
+    value = if Base.invokelatest(isdefined, m, :outputs)
+        Base.invokelatest(getglobal, m, :outputs)
+    elseif Base.invokelatest(isdefined, m, :main)
         Base.invokelatest(getglobal(m, :main))
     else
         throw(ArgumentError(
@@ -29,9 +47,10 @@ output_nodes(graph::Dispatcher.DispatchGraph) = collect(
     Dispatcher.leaf_nodes(graph),
 )
 output_nodes(nodes::AbstractVector) = collect(Dispatcher.DispatchNode, nodes)
+output_nodes(nodes::Tuple) = collect(Dispatcher.DispatchNode, nodes)
 function output_nodes(value)
     throw(ArgumentError(
         "`outputs` (or `main()`) gave a $(typeof(value)), not a graph: give a node, " *
-            "a vector of nodes or a DispatchGraph",
+            "a vector or tuple of nodes, or a DispatchGraph",
     ))
 end

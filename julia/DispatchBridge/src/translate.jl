@@ -12,6 +12,19 @@ end
 
 (p::PyFunc)(args...; kwargs...) = p.f(args...; kwargs...)
 
+"The Python callable's name (`truediv`), or its `repr` when it has none."
+function pyname(p::PyFunc)
+    for attr in ("__qualname__", "__name__")
+        name = pygetattr(p.f, attr, pybuiltins.None)
+        pyis(name, pybuiltins.None) || return pyconvert(String, pystr(name))
+    end
+    return pyconvert(String, pyrepr(p.f))
+end
+
+# Dispatcher's `Op` labels a node `string(Symbol(func))` (Dispatcher.jl src/nodes.jl),
+# that is, the printed function: print a PyFunc as its Python name.
+Base.show(io::IO, p::PyFunc) = print(io, pyname(p))
+
 struct Translator
     memo::IdDict{Any, Py}
     active::IdDict{Any, Nothing}
@@ -38,9 +51,14 @@ toarg(t::Translator, x::Dispatcher.DispatchNode) = topynode(t, x)
 toarg(::Translator, x) = totagged(x)
 
 makenode(::Translator, n::Dispatcher.DataNode) = hostapi().data_node(totagged(n.data))
+
+# Dispatcher indexes the parent's Julia value: `fetch(node.node)[node.index]`
+# (Dispatcher.jl src/nodes.jl, `run!(::IndexNode)`). So does this: a Julia
+# `getindex` on a worker, 1-based, by Julia's rules for the value's type.
 makenode(t::Translator, n::Dispatcher.IndexNode) = hostapi().index_node(
     topynode(t, n.node),
-    n.index - 1,
+    totagged(n.index),
+    "getindex",
 )
 
 function makenode(t::Translator, n::Dispatcher.CollectNode)
@@ -53,7 +71,8 @@ function makenode(t::Translator, n::Dispatcher.Op)
     if n.func isa PyFunc
         return hostapi().python_op(n.func.f, n.label, args, kwargs)
     end
-    return hostapi().julia_op(funcspec(n.func), n.label, args, kwargs)
+    spec, needs = funcspec(n.func)
+    return hostapi().julia_op(pyobj(spec), n.label, args, kwargs, pylist(needs))
 end
 
 function makenode(::Translator, n::Dispatcher.DispatchNode)

@@ -1,19 +1,41 @@
 # Run with `julia --project=julia/DispatchBridge -e 'using Pkg; Pkg.test()'`, with
 # JULIA_CONDAPKG_BACKEND=Null and JULIA_PYTHONCALL_EXE pointing at a Python that
-# has pydispatch (and juliacall) installed. Starts its own dask scheduler.
+# has pydispatch (and juliacall) installed. Starts its own dask scheduler, and a
+# worker launched from Julia inside Pkg.test's sandbox (JULIA_LOAD_PATH="@:<tmp>").
 import Dispatcher
 import DispatchBridge
 import ResultTypes
-using PythonCall: PyException, pyconvert, pyimport
+using DispatchBridge: @everywhere
+using PythonCall: PyException, pybuiltins, pyconvert, pyimport, pyis, pylist, pytuple
 using Sockets: IPv4
 using Test: @test, @test_throws, @testset
 
 const DB = DispatchBridge
 
+# Named Main functions: defined here and, once a graph runs, on every worker.
+@everywhere begin
+    slowadd(x, y) = x + y
+    slowinc(x) = x + 1
+    slowsum(a...) = sum(a)
+    const OFFSET = 100
+    offset(x) = x + OFFSET
+end
+
+# A named Main function no @everywhere defines: no worker can resolve it.
+local_only(x) = x
+# A callable struct defined in Main outside @everywhere: its type travels by name.
+struct Scale
+    k::Int
+end
+(s::Scale)(x) = s.k * x
+
 roundtrip(x) = DB.fromtagged(DB.hostapi().to_julia(DB.hostapi().decode(DB.totagged(x))))
 
+# Every `run!` here is bounded: a dead worker must fail the test, not hang Pkg.test.
+const RUN_TIMEOUT = 300
+
 @testset "DispatchBridge" begin
-    @testset "conversions through Python and back" begin
+    @testset "conversions through Python and back are exact" begin
         for x in (
                 nothing,
                 true,
@@ -21,41 +43,74 @@ roundtrip(x) = DB.fromtagged(DB.hostapi().to_julia(DB.hostapi().decode(DB.totagg
                 2.5,
                 1 + 2im,
                 big(2)^70,
+                big(2),
                 3 // 4,
+                Int32(1) // Int32(3),
                 "héllo",
+                :sym,
+                'c',
                 (1, "a"),
+                1 => "a",
+                (a = 1, b = [1.0]),
                 [1, 2, 3],
+                Any[1, 2],
+                Any[1, "x"],
+                Dict("a" => 1, "b" => 2),
+                Dict{String, Any}("a" => 1),
+                Set([1, 2]),
+                1:3,
+                Float32(1.5),
+                IPv4(127, 0, 0, 1), # a blob
             )
-            @test isequal(roundtrip(x), x)
+            y = roundtrip(x)
+            @test isequal(y, x)
+            @test typeof(y) === typeof(x)
         end
-        @test roundtrip(Float32(1.5)) === Float32(1.5)
-        @test roundtrip(:sym) == "sym"
-        @test roundtrip(Dict("a" => 1, "b" => 2)) == Dict("a" => 1, "b" => 2)
         m = reshape(collect(1.0:6.0), 2, 3)
         @test roundtrip(m) == m
         @test size(roundtrip(m)) == (2, 3)
-        @test roundtrip(Any[1, "x"]) == Any[1, "x"]
-        nt = (a = 1, b = [1.0])
-        @test roundtrip(nt) == Dict("a" => 1, "b" => [1.0])
-        @test roundtrip(IPv4(127, 0, 0, 1)) == IPv4(127, 0, 0, 1) # a blob
+        @test roundtrip("\xff") == "\xff" # invalid UTF-8 travels as a blob
     end
 
-    @testset "function references and invoke_task" begin
+    @testset "function references and what workers need" begin
         @test DB.funcref(max) == ("Base.max", "")
         @test DB.funcref(x -> x) === nothing
+        @test DB.funcref(slowadd) == ("Main.slowadd", "")
+        @test DB.main_names(slowadd) == ["slowadd"]
+        @test DB.main_names(max) == String[]
+        @test DB.main_names(x -> x + 1) == String[]
+        @test DB.main_names(x -> slowinc(x)) == ["slowinc"]
+        k = 10
+        @test DB.main_names(x -> x + k) == String[] # captured: travels by value
+        g = slowadd
+        @test DB.main_names(x -> g(x, 1)) == ["slowadd"] # a captured named function
+        @test DB.main_names(Scale(2)) == ["Scale"]
+        p = Scale(3)
+        @test DB.main_names(x -> p(x)) == ["Scale"] # a captured value of a Main type
+        @test "slowadd" in DB.available_names()
+        @test "OFFSET" in DB.available_names()
+    end
+
+    @testset "invoke_task resolves, calls and encodes" begin
         box = pyimport("pydispatch.julia.backends")._Box
-        spec = DB.funcspec(max)
-        args = [DB.totagged(3), DB.totagged(4)]
-        out = DB.invoke_task(box((spec, args, [])))
-        @test DB.fromtagged(out) == 4
+        call(f, args...) = DB.invoke_task(box(pytuple((
+            DB.pyobj(first(DB.funcspec(f))),
+            pylist(DB.totagged(a) for a in args),
+            pylist(),
+        ))))
+        @test DB.fromtagged(call(max, 3, 4)) == 4
         closure = let k = 10
             x -> x + k
         end
-        out = DB.invoke_task(box((DB.funcspec(closure), [DB.totagged(1)], [])))
-        @test DB.fromtagged(out) == 11
-        err = DB.invoke_task(box((DB.funcspec(sqrt), [DB.totagged(-1.0)], [])))
+        @test DB.fromtagged(call(closure, 1)) == 11
+        @test DB.fromtagged(call(slowadd, 1, 2)) == 3 # Main.slowadd, resolved by name
+        @test DB.fromtagged(call(getproperty, (a = 1,), :a)) == 1 # a Symbol stays a Symbol
+        err = call(sqrt, -1.0)
         @test pyconvert(String, err[0]) == "error"
         @test pyconvert(String, err[1]) == "DomainError"
+        big_err = call(x -> throw(BoundsError(zeros(10^6), 0)), 1)
+        @test pyconvert(String, big_err[1]) == "BoundsError"
+        @test pyis(big_err[4], pybuiltins.None) # over the payload cap: text only
     end
 
     @testset "Address" begin
@@ -65,7 +120,7 @@ roundtrip(x) = DB.fromtagged(DB.hostapi().to_julia(DB.hostapi().decode(DB.totagg
         @test_throws PyException DB.Address("tcp://nope:notaport")
     end
 
-    @testset "on a dask cluster" begin
+    @testset "on a dask cluster, with a worker launched from Julia" begin
         port = 20000 + rand(0:20000)
         address = "127.0.0.1:$(port)"
         python = pyconvert(String, pyimport("sys").executable)
@@ -75,19 +130,19 @@ roundtrip(x) = DB.fromtagged(DB.hostapi().to_julia(DB.hostapi().decode(DB.totagg
         )
         worker = nothing
         try
-            worker = DB.Worker(address; timeout = 600)
+            # Inside Pkg.test: the worker's environment must still find the stdlib.
+            worker = DB.Worker(address; timeout = 900)
             @test startswith(worker.address, "tcp://127.0.0.1:")
 
             exec = DB.DaskExecutor(address)
             a = Dispatcher.Op(() -> 3)
             b = Dispatcher.Op(() -> 4)
             c = Dispatcher.Op(max, a, b)
-            results = DB.run!(exec, Dispatcher.DispatchGraph(c))
+            results = DB.run!(exec, Dispatcher.DispatchGraph(c); timeout = RUN_TIMEOUT)
             @test fetch(ResultTypes.unwrap(results[1])) == 4
+            @test fetch(a) == 3 # an intermediate has its result too
 
-            slowadd(x, y) = x + y
-            slowinc(x) = x + 1
-            slowsum(a...) = sum(a)
+            # The seed's "do" example, with named Main functions (@everywhere above).
             A = [Dispatcher.Op(slowinc, i) for i in [1, 2, 3]]
             B = [Dispatcher.Op(slowadd, x, 10) for x in A]
             C = [Dispatcher.Op(slowadd, x, 100) for x in A]
@@ -97,34 +152,101 @@ roundtrip(x) = DB.fromtagged(DB.hostapi().to_julia(DB.hostapi().decode(DB.totagg
                 Dispatcher.Op(slowsum, B...),
                 Dispatcher.Op(slowsum, C...),
             )
-            (r,) = DB.run!(exec, [total])
+            (r,) = DB.run!(exec, [total]; timeout = RUN_TIMEOUT)
             @test fetch(ResultTypes.unwrap(r)) == 357
+            @test fetch(A[1]) == 2 && fetch(B[3]) == 14
+            (ro,) = DB.run!(
+                exec,
+                (Dispatcher.Op(offset, 1),);
+                timeout = RUN_TIMEOUT,
+            ) # a Tuple
+            @test fetch(ResultTypes.unwrap(ro)) == 101
 
+            # An output listed twice.
+            twice = Dispatcher.Op(slowinc, 1)
+            rs = DB.run!(exec, [twice, twice]; timeout = RUN_TIMEOUT)
+            @test fetch(ResultTypes.unwrap(rs[1])) == fetch(ResultTypes.unwrap(rs[2])) == 2
+
+            # A worker that joins later has the @everywhere code too.
+            late = DB.Worker(address; timeout = 900)
+            try
+                op = Dispatcher.Op(slowadd, 40, 2)
+                client = exec.client
+                DB.submit(client, op; workers = [DB.Address(late.address)])
+                @test DB.gather(client, [op]) == [42]
+            finally
+                DB.shutdown(late)
+            end
+
+            # A named Main function no @everywhere defines fails before submission.
+            @test_throws DB.UnavailableFunctionError DB.run!(
+                exec,
+                [Dispatcher.Op(local_only, 1)];
+                timeout = RUN_TIMEOUT,
+            )
+
+            # IndexNode: Julia's getindex on the Julia value, 1-based.
+            mat = Dispatcher.Op(() -> [1 2; 3 4])
+            nt = Dispatcher.Op(() -> (a = 10, b = 20))
+            dict = Dispatcher.Op(() -> Dict(1 => "one", 2 => "two"))
+            str = Dispatcher.Op(() -> "héllo")
+            tup = Dispatcher.Op(() -> divrem(5, 2))
+            q, rem = tup
+            idx = [
+                Dispatcher.IndexNode(mat, 2),
+                Dispatcher.IndexNode(nt, 2),
+                Dispatcher.IndexNode(dict, 1),
+                Dispatcher.IndexNode(str, 1),
+                q,
+                rem,
+            ]
+            rs = DB.run!(exec, idx; timeout = RUN_TIMEOUT)
+            @test [fetch(ResultTypes.unwrap(x)) for x in rs] == [3, 20, "one", 'h', 2, 1]
+
+            # Errors: the node that failed, and its dependents (Dispatcher's ids).
             bad = Dispatcher.Op(x -> error("boom $(x)"), 1)
-            (rb,) = DB.run!(exec, [bad]; throw_error = false)
+            after = Dispatcher.Op(slowinc, bad)
+            (rb, ra) = DB.run!(
+                exec,
+                [bad, after];
+                throw_error = false,
+                timeout = RUN_TIMEOUT,
+            )
             dep = ResultTypes.unwrap_error(rb)
             @test dep isa Dispatcher.DependencyError
             @test dep.err isa DB.RemoteTaskError
             @test dep.err.jltype == "ErrorException"
             @test occursin("boom 1", dep.err.message)
-            @test_throws Dispatcher.DependencyError DB.run!(exec, [bad])
+            graph = Dispatcher.DispatchGraph([bad, after])
+            @test dep.id == graph.nodes[bad]
+            dep_after = ResultTypes.unwrap_error(ra)
+            @test dep_after.err === dep # did not run: the upstream error
+            @test dep_after.id == graph.nodes[after]
+            @test_throws Dispatcher.DependencyError fetch(after) # filled, not blocking
+            @test_throws Dispatcher.DependencyError DB.run!(
+                exec,
+                [bad];
+                timeout = RUN_TIMEOUT,
+            )
 
             pyerr = Dispatcher.Op(DB.PyFunc(pyimport("operator").truediv), 1, 0)
-            (rp,) = DB.run!(exec, [pyerr]; throw_error = false)
+            @test pyerr.label == "truediv"
+            (rp,) = DB.run!(exec, [pyerr]; throw_error = false, timeout = RUN_TIMEOUT)
             @test ResultTypes.unwrap_error(rp).err isa PyException
 
             client = DB.Client(address)
             op = Dispatcher.Op(Int, 2.0)
             DB.submit(client, op)
             @test DB.gather(client, [op]) == [2]
-            @test DB.get_key(op) == DB.get_key(op)
+            @test DB.get_key(op) == DB.get_key(Dispatcher.Op(Int, 2.0))
+            @test DB.get_key(op) != DB.get_key(Dispatcher.Op(Int, 3.0))
             DB.cancel(client, [op])
             DB.shutdown(client)
             DB.reset!(exec)
         finally
             worker === nothing || DB.shutdown(worker)
             kill(scheduler)
-            wait(scheduler)
+            timedwait(() -> !process_running(scheduler), 30.0)
         end
     end
 end
