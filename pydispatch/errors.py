@@ -9,7 +9,7 @@ they arrive as `DependencyError.err`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from .tracebacks import format_user_exception
 
@@ -23,15 +23,19 @@ class DispatchNode(Protocol):
 __all__ = [
     "CancelledError",
     "CommandError",
+    "ConversionError",
     "DependencyError",
     "DispatcherError",
     "ExecutorError",
     "GraphFileError",
+    "JuliaRuntimeError",
+    "JuliaTaskError",
     "NoWorkerWarning",
     "RunTimeoutError",
     "SchedulerLostError",
     "SchedulerUnreachableError",
     "TLSError",
+    "UnavailableFunctionError",
     "UnpicklableResultError",
     "VisualizationError",
 ]
@@ -83,6 +87,67 @@ class CommandError(DispatcherError):
     def __init__(self, message: str, code: int = 2):
         super().__init__(message)
         self.code = code
+
+
+# -- the Julia bridge (pydispatch.julia) -------------------------------------------
+
+
+class JuliaTaskError(DispatcherError):
+    """A Julia exception raised by a Julia function, as a plain Python exception.
+
+    ``jltype`` is the Julia exception type (e.g. ``"DomainError"``), ``message``
+    is ``sprint(showerror, e)``, ``backtrace`` the Julia backtrace as text, and
+    ``payload`` the exception serialized with Julia's ``Serialization`` (or
+    ``None``), so a Julia client can rebuild the original exception.
+    """
+
+    def __init__(
+        self,
+        jltype: str,
+        message: str,
+        backtrace: str = "",
+        payload: bytes | None = None,
+    ) -> None:
+        super().__init__(jltype, message, backtrace, payload)
+        self.jltype = jltype
+        self.message = message
+        self.backtrace = backtrace
+        self.payload = payload
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JuliaTaskError, (self.jltype, self.message, self.backtrace, self.payload))
+
+    def __str__(self) -> str:
+        # One line: the Julia backtrace is `.backtrace`, shown once by whoever reports
+        # the error (`pydispatch run` prints the remote trace itself).
+        first = self.message.strip().splitlines()[0] if self.message.strip() else ""
+        return f"Julia {self.jltype}: {first}" if first else f"Julia {self.jltype}"
+
+    def __repr__(self) -> str:
+        return f"JuliaTaskError({self.jltype!r}, {self.message!r})"
+
+
+class JuliaRuntimeError(DispatcherError, RuntimeError):
+    """The process's Julia runtime is not usable (failed to start, or shut down)."""
+
+
+class UnavailableFunctionError(DispatcherError, ValueError):
+    """A graph uses a Julia function (or a ``Main`` global) that no worker can resolve.
+
+    Raised before anything is submitted. ``missing`` maps each node label to the
+    ``Main`` names its function needs and that no ``@everywhere`` block defines.
+    """
+
+    def __init__(self, message: str, missing: dict[str, tuple[str, ...]] | None = None) -> None:
+        super().__init__(message)
+        self.missing = dict(missing or {})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnavailableFunctionError, (str(self), self.missing))
+
+
+class ConversionError(DispatcherError, TypeError):
+    """A value cannot cross between Python and Julia under the conversion table."""
 
 
 class NoWorkerWarning(UserWarning):

@@ -26,7 +26,7 @@ import os
 import reprlib
 import runpy
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,34 +52,35 @@ class GraphFile:
         return DispatchGraph(self.outputs)
 
 
-def load_graph_file(path: str | os.PathLike[str]) -> GraphFile:
-    """Run the Python (or Julia) file at `path` and return the outputs it defines.
+Loader = Callable[[Path], tuple[list[Any], Callable[[Any], None] | None]]
+"""Loads a graph file of another language: its outputs, and `prepare(executor)` or None."""
 
-    Raises `GraphFileError` naming the file when it does not exist, is not a
-    ``.py`` or ``.jl`` file, or defines no graph. An exception raised by the file's own
-    code propagates unchanged (with its traceback), chained to nothing.
+
+def load_graph_file(
+    path: str | os.PathLike[str], loaders: Mapping[str, Loader] | None = None
+) -> GraphFile:
+    """Run the Python file at `path` (or another kind `loaders` handles, by suffix) and
+    return the outputs it defines.
+
+    `pydispatch run` passes the Julia loader for ``.jl`` files
+    (`pydispatch.julia.runfile.load_julia_graph`). Raises `GraphFileError` naming the
+    file when it does not exist, is of no kind it can load, or defines no graph. An
+    exception raised by the file's own code propagates unchanged (with its traceback),
+    chained to nothing.
     """
     file = Path(path)
     if not file.exists():
         raise GraphFileError(f"{str(file)!r} does not exist; give the path of a Python file")
     if file.is_dir():
         raise GraphFileError(f"{str(file)!r} is a directory; give the path of a Python file")
-    if file.suffix == ".jl":
-        outputs, prepare = _julia_outputs(file.resolve())
+    loader = (loaders or {}).get(file.suffix)
+    if loader is not None:
+        outputs, prepare = loader(file.resolve())
         return GraphFile(file, _as_outputs(outputs, f"{file}: the graph"), prepare)
     if file.suffix != ".py":
         raise GraphFileError(f"{str(file)!r} is neither a Python (.py) nor a Julia (.jl) file")
     namespace = _execute(file.resolve())
     return GraphFile(file, _outputs_of(namespace, file))
-
-
-def _julia_outputs(file: Path) -> tuple[list[Any], Any]:
-    """The pydispatch nodes of the Dispatcher.jl graph a Julia file defines, and the
-    ``prepare(executor)`` step that makes the file's definitions available on the
-    workers (see `pydispatch.julia.runfile`)."""
-    from .julia.runfile import load_julia_graph
-
-    return load_julia_graph(file)
 
 
 def _execute(file: Path) -> dict[str, Any]:

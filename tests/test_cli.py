@@ -27,6 +27,7 @@ from real_cluster import Cluster, end_process, free_port, wait_until
 
 from pydispatch import AsyncExecutor, DispatchGraph, Executor, ParallelExecutor, __version__, cli
 from pydispatch.commands import run as run_command
+from pydispatch.julia.runfile import load_julia_graph
 from pydispatch.runfile import GraphFileError, load_graph_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -491,7 +492,7 @@ def test_graph_file_errors(tmp_path: Path, name: str, text: str, message: str) -
 def test_a_julia_file_without_juliacall_says_what_to_install(tmp_path: Path) -> None:
     (tmp_path / "graph.jl").write_text("import Dispatcher\noutputs = [Dispatcher.Op(max, 3, 4)]\n")
     with pytest.raises(GraphFileError, match=re.escape('pip install -e ".[julia]"')):
-        load_graph_file(tmp_path / "graph.jl")
+        load_graph_file(tmp_path / "graph.jl", loaders={".jl": load_julia_graph})
 
 
 def test_sibling_modules_are_importable_and_shipped_by_value(tmp_path: Path) -> None:

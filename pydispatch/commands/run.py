@@ -104,11 +104,11 @@ def _one_line(err: BaseException) -> str:
 
 
 def _load(path: str) -> GraphFile:
-    from ..errors import GraphFileError
+    from ..julia.runfile import load_julia_graph
     from ..runfile import load_graph_file
 
     try:
-        return load_graph_file(path)
+        return load_graph_file(path, loaders={".jl": load_julia_graph})
     except GraphFileError as err:
         raise CommandError(str(err)) from None
     except (KeyboardInterrupt, SystemExit):

@@ -60,7 +60,7 @@ def julia_op(
     ``main_names`` are the names in Julia's ``Main`` the function needs on a worker
     (checked by :func:`check_graph` before the graph is submitted).
     """
-    from pydispatch import Op
+    from ..graph import Op
 
     func = JuliaFunction.from_spec(tuple(spec), label, main_names=list(main_names))
     node = Op(func, *[_arg(a) for a in args], **{str(k): _arg(v) for k, v in kwargs.items()})
@@ -70,7 +70,7 @@ def julia_op(
 
 def python_op(func: Any, label: str, args: Iterable[Any], kwargs: dict[str, Any]) -> Any:
     """An Op whose function is a Python callable (``DispatchBridge.PyFunc``)."""
-    from pydispatch import Op
+    from ..graph import Op
 
     node = Op(func, *[_arg(a) for a in args], **{str(k): _arg(v) for k, v in kwargs.items()})
     node.label = str(label)
@@ -79,7 +79,7 @@ def python_op(func: Any, label: str, args: Iterable[Any], kwargs: dict[str, Any]
 
 def data_node(tree: Tagged) -> Any:
     """``DataNode`` of a Julia value."""
-    from pydispatch import DataNode
+    from ..graph import DataNode
 
     return DataNode(_arg(tree))
 
@@ -98,7 +98,7 @@ def index_node(node: Any, index: Any, label: str = "getindex") -> Any:
     ``getindex`` with the index unchanged, not a 0-based Python ``IndexNode``.
     ``index`` is a tagged value (or a plain one).
     """
-    from pydispatch import Op
+    from ..graph import Op
 
     op = Op(GETINDEX, node, _arg(index))
     op.label = str(label)
@@ -107,7 +107,7 @@ def index_node(node: Any, index: Any, label: str = "getindex") -> Any:
 
 def collect_node(nodes: Iterable[Any], label: str) -> Any:
     """``CollectNode(nodes, label)``."""
-    from pydispatch import CollectNode
+    from ..graph import CollectNode
 
     return CollectNode(list(nodes), label=str(label))
 
@@ -122,7 +122,7 @@ def to_julia(value: Any) -> Tagged:
 
 def describe_error(exc: BaseException) -> Outcome:
     """The outcome for a failure: unwraps DependencyError chains to the root cause."""
-    from pydispatch import DependencyError
+    from ..errors import DependencyError
 
     trace = ""
     root: BaseException = exc
@@ -192,7 +192,7 @@ def run_graph(
 
 
 def _node_outcome(node: Any, position: dict[int, int], timeout: float | None) -> Outcome:
-    from pydispatch import DependencyError
+    from ..errors import DependencyError
 
     try:
         return ("ok", to_julia(node.result(timeout=timeout)))

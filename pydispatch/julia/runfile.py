@@ -25,7 +25,7 @@ def load_julia_graph(file: Path) -> tuple[list[Any], Callable[[Any], None]]:
     there; it raises :class:`~pydispatch.runfile.GraphFileError` saying what to
     do when not.
     """
-    from ..runfile import GraphFileError
+    from ..errors import GraphFileError
 
     try:
         from juliacall import Main as julia  # starts Julia in this thread
@@ -41,7 +41,7 @@ def load_julia_graph(file: Path) -> tuple[list[Any], Callable[[Any], None]]:
 
 def prepare(file: Path, outputs: list[Any], executor: Any) -> None:
     """Send the recorded blocks to ``executor``'s workers; check the graph's functions."""
-    from ..runfile import GraphFileError
+    from ..errors import GraphFileError
     from . import everywhere
     from .values import UnavailableFunctionError
 

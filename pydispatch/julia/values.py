@@ -10,6 +10,13 @@ import hashlib
 from fractions import Fraction
 from typing import Any
 
+from ..errors import (
+    ConversionError,
+    JuliaRuntimeError,
+    JuliaTaskError,
+    UnavailableFunctionError,
+)
+
 __all__ = [
     "ConversionError",
     "JuliaBigInt",
@@ -63,60 +70,6 @@ class JuliaBlob:
 
     def __sizeof__(self) -> int:
         return object.__sizeof__(self) + len(self.data)
-
-
-class JuliaTaskError(Exception):
-    """A Julia exception raised by a Julia function, as a plain Python exception.
-
-    ``jltype`` is the Julia exception type (e.g. ``"DomainError"``), ``message``
-    is ``sprint(showerror, e)``, ``backtrace`` the Julia backtrace as text, and
-    ``payload`` the exception serialized with Julia's ``Serialization`` (or
-    ``None``), so a Julia client can rebuild the original exception.
-    """
-
-    def __init__(
-        self,
-        jltype: str,
-        message: str,
-        backtrace: str = "",
-        payload: bytes | None = None,
-    ) -> None:
-        super().__init__(jltype, message, backtrace, payload)
-        self.jltype = jltype
-        self.message = message
-        self.backtrace = backtrace
-        self.payload = payload
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (JuliaTaskError, (self.jltype, self.message, self.backtrace, self.payload))
-
-    def __str__(self) -> str:
-        # One line: the Julia backtrace is `.backtrace`, shown once by whoever reports
-        # the error (`pydispatch run` prints the remote trace itself).
-        first = self.message.strip().splitlines()[0] if self.message.strip() else ""
-        return f"Julia {self.jltype}: {first}" if first else f"Julia {self.jltype}"
-
-    def __repr__(self) -> str:
-        return f"JuliaTaskError({self.jltype!r}, {self.message!r})"
-
-
-class JuliaRuntimeError(RuntimeError):
-    """The process's Julia runtime is not usable (failed to start, or shut down)."""
-
-
-class UnavailableFunctionError(ValueError):
-    """A graph uses a Julia function (or a ``Main`` global) that no worker can resolve.
-
-    Raised before anything is submitted. ``missing`` maps each node label to the
-    ``Main`` names its function needs and that no ``@everywhere`` block defines.
-    """
-
-    def __init__(self, message: str, missing: dict[str, tuple[str, ...]] | None = None) -> None:
-        super().__init__(message)
-        self.missing = dict(missing or {})
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (UnavailableFunctionError, (str(self), self.missing))
 
 
 # -- Julia values whose Python form alone would lose their Julia type -------------
@@ -235,10 +188,6 @@ class JuliaPair(tuple):
 
     def __dask_tokenize__(self) -> tuple[str, Any, Any]:
         return ("pydispatch.julia.JuliaPair", self[0], self[1])
-
-
-class ConversionError(TypeError):
-    """A value cannot cross between Python and Julia under the conversion table."""
 
 
 def _register_tokens() -> None:
