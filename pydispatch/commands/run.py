@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import (
     CommandError,
-    DependencyError,
     DispatcherError,
     GraphFileError,
     RunTimeoutError,
 )
+from ..report import OutputReport, one_line, print_json, print_reports
 from ..tracebacks import format_user_exception
 from . import EXIT_FAILED, EXIT_OK
 
@@ -24,21 +22,6 @@ if TYPE_CHECKING:
     from ..executors.base import Executor
     from ..graph import DispatchNode
     from ..runfile import GraphFile
-
-_MAX_REPR = 2000
-
-
-@dataclass
-class OutputReport:
-    """One output after the run: its label and value, or its error."""
-
-    label: str
-    value: Any = None
-    error: BaseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def _security(args: argparse.Namespace) -> Any:
@@ -85,7 +68,7 @@ def _open_executor(args: argparse.Namespace) -> Executor:
         except ValueError as err:
             raise CommandError(f"bad --scheduler address: {err}") from None
         except (DispatcherError, OSError) as err:
-            raise CommandError(_one_line(err)) from None
+            raise CommandError(one_line(err)) from None
         return executor
     if security is not None:
         raise CommandError(
@@ -95,12 +78,7 @@ def _open_executor(args: argparse.Namespace) -> Executor:
     try:
         return DaskExecutor.local(n_workers=args.workers, threads_per_worker=args.threads)
     except (DispatcherError, OSError) as err:
-        raise CommandError(f"cannot start the embedded local cluster: {_one_line(err)}") from None
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
+        raise CommandError(f"cannot start the embedded local cluster: {one_line(err)}") from None
 
 
 def _load(path: str) -> GraphFile:
@@ -167,11 +145,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     ok = run_error is None and all(r.ok for r in reports)
     if args.json:
-        _print_json(reports, run_error, ok, elapsed, address, dashboard, picture)
+        print_json(reports, run_error, ok, elapsed, address, dashboard, picture)
     else:
-        _print_reports(reports, sys.stdout, sys.stderr)
+        print_reports(reports, sys.stdout, sys.stderr)
         if run_error is not None:
-            print(f"pydispatch run: error: {_one_line(run_error)}", file=sys.stderr)
+            print(f"pydispatch run: error: {one_line(run_error)}", file=sys.stderr)
         if picture:
             info.line(f"graph drawn in {picture}")
     failed = sum(not r.ok for r in reports)
@@ -224,132 +202,5 @@ def _draw(graph_file: GraphFile, path: str) -> str | None:
     try:
         return str(visualize(graph_file.graph(), path))
     except (ValueError, VisualizationError) as err:
-        print(f"pydispatch run: error: --visualize: {_one_line(err)}", file=sys.stderr)
+        print(f"pydispatch run: error: --visualize: {one_line(err)}", file=sys.stderr)
         return None
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    if len(text) > _MAX_REPR:
-        text = f"{text[:_MAX_REPR]}... ({len(text)} characters)"
-    return text
-
-
-def _indent(text: str, prefix: str = "    ") -> str:
-    return "".join(prefix + line for line in text.rstrip("\n").splitlines(keepends=True)) + "\n"
-
-
-def _print_reports(reports: list[OutputReport], out: TextIO, err: TextIO) -> None:
-    """Successes on `out` as `label = value`; failures on `err` with the root traceback once."""
-    shown: set[int] = set()
-    for report in reports:
-        if report.ok:
-            print(f"{report.label} = {_short_repr(report.value)}", file=out)
-    out.flush()
-    for report in reports:
-        if report.error is None:
-            continue
-        error = report.error
-        print(f"FAILED {report.label}: {_describe_error(error)}", file=err)
-        origin, trace = _root_trace(error)
-        if trace and id(origin) not in shown:
-            shown.add(id(origin))
-            where = f" of {origin.label!r}" if origin is not None else ""
-            print(f"  traceback{where} (where it ran):", file=err)
-            err.write(_indent(_with_exception_line(trace, error)))
-    err.flush()
-
-
-def _with_exception_line(trace: str, error: BaseException) -> str:
-    """`trace` ending with the `Type: message` line (remote traces may hold frames only)."""
-    root = error.root_cause if isinstance(error, DependencyError) else error
-    last = f"{type(root).__name__}: {root}" if str(root) else type(root).__name__
-    lines = trace.rstrip("\n").splitlines()
-    if lines and lines[-1].startswith(type(root).__name__):
-        return trace
-    if not trace.lstrip().startswith("Traceback"):
-        trace = "Traceback (most recent call last):\n" + trace
-    # A Julia error (pydispatch.julia.JuliaTaskError) carries its Julia backtrace;
-    # shown once, here, after the one-line message.
-    foreign = getattr(root, "backtrace", None)
-    if isinstance(foreign, str) and foreign.strip():
-        last += "\nJulia backtrace:\n" + foreign.rstrip("\n")
-    return trace.rstrip("\n") + "\n" + last + "\n"
-
-
-def _describe_error(error: BaseException) -> str:
-    """`ValueError: ...` for a node that raised; `did not run: ...` for one a dependency stopped."""
-    if not isinstance(error, DependencyError):
-        return f"{type(error).__name__}: {_one_line(error)}"
-    root = error.root_cause
-    what = f"{type(root).__name__}: {root}"
-    failed = error.failed_node
-    if failed is None or failed is error.node:
-        return what
-    return f"did not run: its dependency {failed.label!r} failed with {what}"
-
-
-def _root_trace(error: BaseException) -> tuple[Any, str]:
-    """The node whose code raised, and the traceback text of that failure."""
-    if isinstance(error, DependencyError):
-        inner: BaseException = error
-        while isinstance(inner, DependencyError) and isinstance(inner.err, DependencyError):
-            inner = inner.err
-        trace = inner.trace if isinstance(inner, DependencyError) else ""
-        return error.failed_node, trace or error.trace
-    return None, format_user_exception(error)
-
-
-def _json_default(value: Any) -> Any:
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    return repr(value)
-
-
-def _error_json(error: BaseException) -> dict[str, Any]:
-    root = error.root_cause if isinstance(error, DependencyError) else error
-    failed = error.failed_node if isinstance(error, DependencyError) else None
-    _, trace = _root_trace(error)
-    if trace:
-        trace = _with_exception_line(trace, error)
-    return {
-        "type": type(root).__name__,
-        "message": str(root),
-        "failed_node": failed.label if failed is not None else None,
-        "description": _describe_error(error),
-        "traceback": trace,
-    }
-
-
-def _print_json(
-    reports: list[OutputReport],
-    run_error: BaseException | None,
-    ok: bool,
-    elapsed: float,
-    scheduler: Any,
-    dashboard: Any,
-    picture: str | None,
-) -> None:
-    outputs = []
-    for report in reports:
-        item: dict[str, Any] = {"label": report.label, "ok": report.ok}
-        if report.error is None:
-            item["value"] = report.value
-        else:
-            item["error"] = _error_json(report.error)
-        outputs.append(item)
-    document = {
-        "ok": ok,
-        "outputs": outputs,
-        "error": None if run_error is None else _one_line(run_error),
-        "elapsed": round(elapsed, 3),
-        "scheduler": None if scheduler is None else str(scheduler),
-        "dashboard": dashboard,
-        "visualization": picture,
-    }
-    json.dump(document, sys.stdout, default=_json_default, indent=2)
-    sys.stdout.write("\n")
-    sys.stdout.flush()

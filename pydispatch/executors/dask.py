@@ -456,9 +456,7 @@ class DaskExecutor(Executor):
                 outcome.error = error
         if first_error is not None:
             first = errors[next(n for n in plan.order if keys(n) == first_error.key)]
-            while isinstance(first.err, DependencyError):
-                first = first.err
-            report.first_failure = first
+            report.first_failure = first.origin
         for node, error in errors.items():
             report.fail(node, error)
         return report

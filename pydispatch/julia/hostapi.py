@@ -126,12 +126,9 @@ def describe_error(exc: BaseException) -> Outcome:
 
     trace = ""
     root: BaseException = exc
-    while isinstance(root, DependencyError):
-        trace = trace or str(getattr(root, "trace", "") or "")
-        inner = root.err
-        if not isinstance(inner, BaseException):
-            break
-        root = inner
+    if isinstance(exc, DependencyError):
+        trace = next((str(e.trace) for e in exc.chain() if e.trace), "")
+        root = exc.root_cause
     if isinstance(root, JuliaTaskError):
         return ("julia", root.jltype, root.message, root.backtrace, root.payload, trace)
     return ("python", root, trace)
