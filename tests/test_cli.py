@@ -269,22 +269,22 @@ def test_run_timeout_exits_1_saying_what_it_waited_for(dask_cluster: Cluster) ->
     assert "did not finish within timeout=0.3s" in document["error"]
 
 
-def test_unreachable_scheduler_is_a_one_line_error() -> None:
+def test_unreachable_scheduler_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()  # nothing listens there
-    proc = pydispatch(
-        "run", "examples/quickstart.py", "--scheduler", f"127.0.0.1:{port}", "--timeout", "2"
+    code = main_exit_code(
+        ["run", "examples/quickstart.py", "--scheduler", f"127.0.0.1:{port}", "--timeout", "2"]
     )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
+    assert code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pydispatch run: error:")
     assert f"127.0.0.1:{port}" in lines[0]
-    assert proc.stdout == ""
+    assert captured.out == ""
 
 
-def test_missing_file_exits_2() -> None:
-    proc = pydispatch("run", "no/such/file.py")
-    assert proc.returncode == 2
-    assert proc.stderr == (
+def test_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_exit_code(["run", "no/such/file.py"]) == 2
+    assert capsys.readouterr().err == (
         "pydispatch run: error: 'no/such/file.py' does not exist; give the path of a Python file\n"
     )
 

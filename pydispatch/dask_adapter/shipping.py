@@ -93,18 +93,32 @@ def _rebuild(payload: bytes, name: str, digest: str) -> ByValue:
     return shipped
 
 
+def _user_modules(module_name: str) -> list[Any]:
+    """The loaded modules no worker can be assumed to import: `module_name`'s, and every
+    other module of the user's own code (not an installed package nor the stdlib)."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or module is None or getattr(module, "__file__", None) is None:
+            continue
+        if name == module_name or not _module_is_installed(name):
+            found.append(module)
+    return found
+
+
 def _dumps_by_value(func: Callable[..., Any], module_name: str) -> bytes:
-    """cloudpickle `func` with its module's code inside, even if this process can import it."""
-    module = sys.modules.get(module_name)
-    if module is None or module_name == "__main__":
-        return dumps(func)
-    registered = module_name in cloudpickle.list_registry_pickle_by_value()
-    if not registered:
+    """cloudpickle `func` with its module's code inside, even if this process can import it.
+
+    What `func` refers to in the user's other modules (a helper, an exception class)
+    travels by value too: a worker could import those no more than `func`'s own.
+    """
+    registered = set(cloudpickle.list_registry_pickle_by_value())
+    added = [m for m in _user_modules(module_name) if m.__name__ not in registered]
+    for module in added:
         cloudpickle.register_pickle_by_value(module)
     try:
         return dumps(func)
     finally:
-        if not registered:
+        for module in added:
             cloudpickle.unregister_pickle_by_value(module)
 
 
