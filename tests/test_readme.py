@@ -59,3 +59,14 @@ def test_client_example_runs(dask_cluster: Cluster) -> None:
     lines = run_python(code).splitlines()
     assert lines[0] == "2 [2]"
     assert lines[1].startswith("int-")
+
+
+def test_existing_cluster_example_runs() -> None:
+    assert run_python(block("distributed.LocalCluster(")).split() == ["4", "3"]
+
+
+def test_annotations_example_builds_annotated_nodes() -> None:
+    code = block("with annotate(") + ("\nprint(train(1).annotations(), loaded.annotations())\n")
+    out = run_python(code)
+    assert "{'resources': {'GPU': 1}, 'priority': 10}" in out
+    assert "{'priority': 5, 'workers': ['tcp://10.0.0.7:40000'], 'retries': 2}" in out
