@@ -141,12 +141,14 @@ def start_cluster(
     scheduler_args: tuple[str, ...] = (),
     tls: TLSFiles | None = None,
     env: dict[str, str] | None = None,
+    protocol: str = "tcp",
 ) -> Cluster:
     """A `dask scheduler` process on a free port of 127.0.0.1, and `n_workers` workers.
 
     With `tls`, the scheduler and workers speak only TLS and require client
     certificates (`cluster.security` is a client's `Security`); `env` adds
-    environment variables (e.g. `DASK_DISTRIBUTED__...` config) to the scheduler.
+    environment variables (e.g. `DASK_DISTRIBUTED__...` config) to the scheduler;
+    `protocol` is the transport of a cluster without TLS (e.g. "ws").
     """
     port = free_port()
     tls_args = tls.process_args() if tls is not None else ()
@@ -160,7 +162,8 @@ def start_cluster(
             "--port",
             str(port),
             "--no-dashboard",
-            *(("--protocol", "tls") if tls is not None else ()),
+            "--protocol",
+            "tls" if tls is not None else protocol,
             *tls_args,
             *scheduler_args,
         ],
@@ -168,7 +171,7 @@ def start_cluster(
         stderr=subprocess.DEVNULL,
         env=None if env is None else {**os.environ, **env},
     )
-    scheme = "tls" if tls is not None else "tcp"
+    scheme = "tls" if tls is not None else protocol
     cluster = Cluster(
         f"{scheme}://127.0.0.1:{port}",
         scheduler,

@@ -4,13 +4,11 @@ another dask transport; and dask's diagnostics around pydispatch runs."""
 from __future__ import annotations
 
 import operator
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import distributed
 import pytest
-from real_cluster import end_process, free_port, wait_until
+from real_cluster import start_cluster, wait_until
 
 from pydispatch import CancelledError, Client, DaskExecutor, Op
 
@@ -74,53 +72,14 @@ def test_anything_with_a_scheduler_address_is_a_cluster(local_cluster):
 
 @pytest.fixture
 def file_scheduler(tmp_path) -> Iterator[tuple[str, str]]:
-    """A `dask scheduler --scheduler-file` and a worker that found it through the file."""
+    """A `dask scheduler --scheduler-file` with one worker: the file, and the address."""
     path = str(tmp_path / "scheduler.json")
-    port = free_port()
-    dask = [sys.executable, "-m"]
-    scheduler = subprocess.Popen(
-        [
-            *dask,
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-dashboard",
-            "--scheduler-file",
-            path,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    procs = [scheduler]
+    cluster = start_cluster(1, scheduler_args=("--scheduler-file", path))
     try:
-        wait_until(
-            lambda: scheduler.poll() is not None or (tmp_path / "scheduler.json").exists(),
-            60,
-            "the scheduler file",
-        )
-        worker = subprocess.Popen(
-            [
-                *dask,
-                "distributed.cli.dask_worker",
-                "--scheduler-file",
-                path,
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--no-dashboard",
-                "--host",
-                "127.0.0.1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        procs.append(worker)
-        yield path, f"tcp://127.0.0.1:{port}"
+        wait_until(lambda: (tmp_path / "scheduler.json").exists(), 60, "the scheduler file")
+        yield path, cluster.address
     finally:
-        for proc in reversed(procs):
-            end_process(proc)
+        cluster.stop()
 
 
 def test_a_scheduler_file(file_scheduler):
@@ -135,49 +94,15 @@ def test_a_missing_scheduler_file_says_how_to_make_one(tmp_path):
         DaskExecutor(scheduler_file=tmp_path / "nope.json")
 
 
-def test_another_dask_transport(tmp_path):
+def test_another_dask_transport():
     """A websocket scheduler (ws://): any transport dask supports is accepted."""
-    port = free_port()
-    scheduler = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_scheduler",
-            "--protocol",
-            "ws",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-dashboard",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    address = f"ws://127.0.0.1:{port}"
-    worker = None
+    cluster = start_cluster(1, protocol="ws")
     try:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_worker",
-                address,
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--no-dashboard",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        with DaskExecutor(address, connect_timeout=30) as ex:
-            assert ex.scheduler_address == address
+        with DaskExecutor(cluster.address, connect_timeout=30) as ex:
+            assert cluster.address.startswith("ws://") and ex.scheduler_address == cluster.address
             assert ex.run([Op(operator.add, 2, 2)], timeout=60)[0].unwrap().result() == 4
     finally:
-        if worker is not None:
-            end_process(worker)
-        end_process(scheduler)
+        cluster.stop()
 
 
 def test_performance_report_and_task_stream_see_a_run(dask_cluster, tmp_path):
