@@ -1,4 +1,7 @@
-"""What the `pydispatch` subcommands share: exit codes and the one-line error."""
+"""The `pydispatch` subcommands (`run`, `worker`) and what they share: exit codes.
+
+Room: the top, with `cli`; commands may use every layer below them.
+"""
 
 from __future__ import annotations
 

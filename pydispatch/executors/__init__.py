@@ -1,4 +1,10 @@
-"""Executors: where and how a graph runs."""
+"""Executors: where and how a graph runs.
+
+Room: `base` (the `Executor` contract: `run`, `dispatch`, one `Result` per output)
+and the local executors (`AsyncExecutor`, `ParallelExecutor`) use only the core;
+`executors.dask` sits above the dask adapter and is imported lazily, so importing
+this package never imports dask.
+"""
 
 from ..plan import Plan
 from ..retry import Backoff, RetryPolicy

@@ -1,4 +1,4 @@
-"""The Python half of the Julia bridge.
+"""The Python half of the Julia bridge (room: above the core and the dask adapter).
 
 Importing this package never imports juliacall (the dask scheduler unpickles
 graphs that hold :class:`JuliaFunction` objects and has no Julia). Julia starts
