@@ -7,7 +7,8 @@ when a dask release changes it (then this module is the only place to fix).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import distributed
@@ -22,17 +23,24 @@ __all__ = [
 
 
 class LateCancelTolerantClient(distributed.Client):
-    """A `distributed.Client` that ignores the scheduler's late echo of its own cancels.
+    """A `distributed.Client` that ignores the scheduler's late echoes of its own cancels.
 
-    The scheduler confirms a cancel to every client after the fact; a key cancelled
-    and submitted again at once would otherwise have its new future cancelled by that
-    late confirmation. Internal: overrides `Client._handle_cancelled_keys` (the
-    handler of the scheduler's "cancelled-keys" message), and reads the name-mangled
-    `_Client__loop` to close a half-made client at once.
+    The scheduler confirms a cancel to the client after the fact, sometimes more than
+    once for one key (a key cancelled directly and as a dependent of another); a key
+    cancelled and submitted again at once would otherwise have its new future
+    cancelled by that late confirmation. So for `echo_window` seconds after we cancel
+    a key, confirmations of it are ignored. Internal: overrides
+    `Client._handle_cancelled_keys` (the handler of the scheduler's "cancelled-keys"
+    message), and reads the name-mangled `_Client__loop` to close a half-made client.
     """
 
+    echo_window = 30.0
+    """Seconds during which the scheduler's confirmations of our own cancel are ignored."""
+
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+
     def __init__(self, *args: Any, **kwargs: Any):
-        self._late_cancels: dict[str, int] = {}
+        self._late_cancels: dict[str, float] = {}
         try:
             super().__init__(*args, **kwargs)
         except BaseException:
@@ -42,19 +50,19 @@ class LateCancelTolerantClient(distributed.Client):
             raise
 
     def expect_cancel_echo(self, keys: Iterable[str]) -> None:
-        """Ignore the next cancel confirmation of each of `keys` (we cancelled them)."""
+        """Ignore the scheduler's confirmations of our cancel of `keys` for a while."""
+        until = self.clock() + self.echo_window
         for key in keys:
-            self._late_cancels[key] = self._late_cancels.get(key, 0) + 1
+            self._late_cancels[key] = until
 
     def _handle_cancelled_keys(self, keys, reason=None, msg=None):
+        now = self.clock()
         for key in keys:
-            pending = self._late_cancels.get(key, 0)
-            if pending:
-                if pending == 1:
-                    del self._late_cancels[key]
-                else:
-                    self._late_cancels[key] = pending - 1
-                continue
+            until = self._late_cancels.get(key)
+            if until is not None:
+                if now < until:
+                    continue
+                del self._late_cancels[key]
             state = self.futures.get(key)
             if state is not None:
                 state.cancel(reason=reason, msg=msg)
