@@ -65,7 +65,8 @@ def value_token(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _prefix(label: str) -> str:
+def label_prefix(label: str) -> str:
+    """The key prefix of nodes labelled `label` (dask groups tasks by key prefix)."""
     return _UNSAFE.sub("_", label).strip() or "node"
 
 
@@ -116,7 +117,7 @@ class KeyMaker:
             if node.key is not None:
                 return node.key
             if not node.pure:
-                return f"{_prefix(node.label)}-{uuid.uuid4().hex}"
+                return f"{label_prefix(node.label)}-{uuid.uuid4().hex}"
         if isinstance(node, DataNode):
             return f"data-{value_token(node.value)}"
         func, args, kwargs = node.call()
@@ -125,7 +126,7 @@ class KeyMaker:
             tuple((_NODE, self(a)) if isinstance(a, DispatchNode) else a for a in args),
             {k: (_NODE, self(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
         )
-        return f"{_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
+        return f"{label_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
 
 
 def get_key(node: DispatchNode) -> str:
