@@ -187,6 +187,11 @@ class RunBlock:
     def __reduce__(self) -> tuple[Any, ...]:
         return (RunBlock, (self.members, self.where, self.keep))
 
+    def __dask_tokenize__(self) -> Any:
+        """dask's token of the block: its members' content keys (no pickling of the block)."""
+        keep = None if self.keep is None else sorted(self.keep)
+        return ("pydispatch.RunBlock", [m.key for m in self.members], sorted(self.where), keep)
+
     def __call__(self, *sources: Any) -> BlockValues:
         values: dict[str, Any] = {}
         failed = False

@@ -272,7 +272,6 @@ class Client:
         """Whether submissions fuse nodes into blocks (see `fusion`)."""
         self.durations = durations if durations is not None else Durations()
         """What is known of node durations, by label (learned, or declared)."""
-        self._threads: tuple[float, int] = (-THREADS_FRESH, 1)
         self.status = "connecting"
         self._ship = Shipper(ship_functions)
         self._task_functions = CheckingShipper(self._ship)
@@ -422,19 +421,18 @@ class Client:
         def fusable(node: DispatchNode) -> bool:
             return id(node) not in restricted and may_fuse(node)
 
-        return plan_groups(
-            todo, keys, plan.dependencies, fusable, durations.of, self._thread_count()
-        )
+        return plan_groups(todo, keys, plan.dependencies, fusable, durations.of, self._thread_count)
 
     def _thread_count(self) -> int:
         """The cluster's worker threads (asked at most every `THREADS_FRESH` seconds)."""
-        asked, threads = self._threads
-        if time.monotonic() - asked >= THREADS_FRESH:
-            try:
-                threads = max(sum(self._session.dask.nthreads().values()), 1)
-            except Exception:
-                threads = 1
-            self._threads = (time.monotonic(), threads)
+        known = self.durations.threads
+        if known is not None and time.monotonic() - known[0] < THREADS_FRESH:
+            return known[1]
+        try:
+            threads = max(sum(self._session.dask.nthreads().values()), 1)
+        except Exception:
+            threads = 1
+        self.durations.threads = (time.monotonic(), threads)
         return threads
 
     def _holder_key(self, key: str) -> str | None:

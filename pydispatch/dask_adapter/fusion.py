@@ -66,6 +66,8 @@ class Durations:
         self._learned: dict[str, tuple[float, int]] = {}
         self.pending: dict[str, str] = {}
         """Task prefix -> label of nodes run unfused whose duration dask may know."""
+        self.threads: tuple[float, int] | None = None
+        """When the cluster's worker thread count was last asked (monotonic), and the count."""
 
     def of(self, node: DispatchNode) -> float | None:
         """Seconds `node` is expected to take (None: unknown)."""
@@ -103,12 +105,13 @@ def plan_groups(
     dependencies: Callable[[DispatchNode], Iterable[DispatchNode]],
     fusable: Callable[[DispatchNode], bool],
     duration: Callable[[DispatchNode], float | None],
-    threads: int,
+    threads: int | Callable[[], int],
 ) -> list[list[DispatchNode]]:
     """Groups of `nodes` (one node per key, dependencies first), dependencies first.
 
     Dependencies outside `nodes` (already computed) count as dependencies, never
-    as group members. `threads` is the cluster's worker thread count.
+    as group members. `threads` is the cluster's worker thread count (or what
+    gives it, asked only when short nodes are to be packed).
     """
     index = {key_of(n): i for i, n in enumerate(nodes)}
     deps: list[list[int]] = []
@@ -159,7 +162,10 @@ def plan_groups(
         known = [t for t in times if t is not None]
         costs.append(None if len(known) < len(times) else sum(known) + PER_NODE_COST * len(unit))
     short = [c for c in costs if c is not None and c < MAX_BLOCK]
-    target = min(max(sum(short) / (BLOCKS_PER_THREAD * max(threads, 1)), MIN_BLOCK), MAX_BLOCK)
+    target = MIN_BLOCK
+    if short and sum(short) > MIN_BLOCK * BLOCKS_PER_THREAD:
+        count = threads() if callable(threads) else threads
+        target = min(max(sum(short) / (BLOCKS_PER_THREAD * max(count, 1)), MIN_BLOCK), MAX_BLOCK)
 
     unit_deps = [
         sorted({unit_of[j] for i in unit for j in deps[i]} - {u}) for u, unit in enumerate(units)

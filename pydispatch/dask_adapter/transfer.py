@@ -106,6 +106,10 @@ class ResultChecked:
     def __reduce__(self) -> tuple[Any, ...]:
         return (ResultChecked, (self.func,))
 
+    def __dask_tokenize__(self) -> Any:
+        """dask's token: the wrapped function's identity (wrappers are cached per function)."""
+        return ("pydispatch.ResultChecked", self.name, id(self.func))
+
 
 class CheckingShipper(Shipper):
     """Ships task functions as `shipper` does, each wrapped in `ResultChecked`."""
