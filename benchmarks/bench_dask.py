@@ -242,10 +242,11 @@ def main() -> None:
                 for name, method in runs[turn:] + runs[:turn]:
                     times[name].append(method(build))
             median = {name: statistics.median(t) for name, t in times.items()}
-            rate = {name: n / t for name, t in median.items()}
+            cells = " | ".join(
+                f"{n / median[name]:,.0f}/s ({median[name]:.3f} s)" for name in methods
+            )
             print(
-                f"| {shape} | {rate['client.get']:,.0f}/s | {rate['dask.delayed']:,.0f}/s "
-                f"| {rate['pydispatch']:,.0f}/s "
+                f"| {shape} | {cells} "
                 f"| {median['dask.delayed'] / median['pydispatch']:.2f}x "
                 f"| {median['client.get'] / median['pydispatch']:.2f}x |",
                 flush=True,
