@@ -441,3 +441,38 @@ def test_keep_outputs_leaves_only_the_outputs_on_the_scheduler(
         kept = Op(inc, Op(inc, 0))
         ex.run([kept], keep="all")
         assert kept.dependencies()[0].result() == 1
+
+
+def test_keep_outputs_drops_an_intermediate_once_its_dependents_are_done(
+    dask_cluster: Cluster, tmp_path: Path
+) -> None:
+    import concurrent.futures
+
+    gate = str(tmp_path / "gate")
+    with DaskExecutor(dask_cluster.address) as ex:
+        earlier = Op(inc, 1000)
+        ex.run([earlier])  # an earlier run's output, reused below: it stays
+        inter = Op(add, earlier, 1)
+        inter.fuse = False  # type: ignore[attr-defined]
+        user = Op(inc, inter)
+        user.fuse = False  # type: ignore[attr-defined]
+        blocker = Op(wait_for_file, gate, 0)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            running = pool.submit(ex.run, [user, blocker], keep="outputs", timeout=60)
+            try:
+                wait_until(
+                    lambda: (
+                        get_key(user) in keys_in_memory(dask_cluster)
+                        and get_key(inter) not in keys_in_memory(dask_cluster)
+                    ),
+                    30,
+                    "the intermediate to go while the run still waits for the blocker",
+                )
+                assert not running.done()
+            finally:
+                Path(gate).touch()
+            results = running.result(timeout=60)
+        assert [r.unwrap().result() for r in results] == [1003, 0]
+        assert earlier.result() == 1001
+        with pytest.raises(DispatcherError, match="not kept"):
+            inter.result()

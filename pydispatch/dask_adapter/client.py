@@ -270,6 +270,8 @@ class Client:
         self.id = f"pydispatch-client-{uuid.uuid4()}"
         self.fuse = fuse
         """Whether submissions fuse nodes into blocks (see `fusion`)."""
+        self.submitted: dict[int, Future] = {}
+        """The futures (by `id`) of the tasks the last `submit_plan` created."""
         self.durations = durations if durations is not None else Durations()
         """What is known of node durations, by label (learned, or declared)."""
         self.status = "connecting"
@@ -340,9 +342,9 @@ class Client:
         """Submit every node of `plan` not already held, in one update.
 
         Returns the keys, and the future holding each node key (its own task's, or
-        its block's). With `keep="outputs"`, blocks return only the values of the
-        plan's outputs and of members other tasks need (`release_intermediates`
-        drops the rest after the run).
+        its block's); `submitted` then holds the futures of the tasks this update
+        created (the others were held from earlier). With `keep="outputs"`, blocks
+        return only the values of the plan's outputs and of members other tasks need.
         """
         self._check_running()
         keys = KeyMaker(plan.given)
@@ -383,10 +385,12 @@ class Client:
         for node in plan.order:
             self._ledger.record(node, keys(node), (keys(d) for d in plan.dependencies(node)))
         tasks = builder.tasks
+        self.submitted = {}
         if tasks:
             key_restrictions = {keys(n): list(w) for n, w in (restrictions or {}).items()}
             graph = with_restrictions(tasks, key_restrictions)
             new = dict(zip(tasks, dask.get(graph, list(tasks), sync=False), strict=True))
+            self.submitted = {id(f): f for f in new.values()}
             for node_key, task_key in builder.holders.items():
                 self._ledger.hold(node_key, new[task_key])
         if self.fuse:
@@ -483,17 +487,39 @@ class Client:
         return batch
 
     @_synchronized
-    def release_intermediates(self, plan: Plan, keys: Callable[[DispatchNode], str]) -> None:
-        """Stop holding the results of `plan`'s nodes that are not outputs (keep="outputs")."""
+    def release_intermediates(
+        self,
+        plan: Plan,
+        keys: Callable[[DispatchNode], str],
+        created: Mapping[int, Future],
+    ) -> None:
+        """Stop holding the results of `plan`'s nodes that are not outputs (keep="outputs").
+
+        Only results of tasks in `created` (made for this run) go: an earlier run's
+        results that this run reused stay.
+        """
         outputs = {keys(n) for n in plan.outputs}
         for node in plan.order:
             key = keys(node)
-            if key in outputs:
+            holder = self._ledger.future(key)
+            if key in outputs or holder is None or id(holder) not in created:
                 continue
             self._ledger.drop(key)
             outcome = node.outcome
             if isinstance(outcome, DaskOutcome) and outcome.client is self:
                 outcome.release()
+
+    @_synchronized
+    def release_task(self, future: Future, nodes: Iterable[DispatchNode]) -> None:
+        """Stop holding `future`, the task of `nodes` (intermediates of a keep="outputs" run)."""
+        for node in nodes:
+            key = self._key(node)
+            if self._ledger.future(key) is future:
+                self._ledger.drop(key)
+            outcome = node.outcome
+            if isinstance(outcome, DaskOutcome) and outcome.client is self:
+                outcome.release()
+        future.release()
 
     def _upstream_error(self, node: DispatchNode, failed_key: str) -> DependencyError:
         """The error of `node`, which did not run because a dependency failed."""

@@ -122,6 +122,53 @@ class _Watch:
         return True
 
 
+class _Releaser:
+    """keep="outputs": drops each intermediate task of a run once every task needing it is done.
+
+    What dask itself does with a graph's intermediates. Only tasks created for this
+    run, finished without a failure, and not holding an output, are dropped.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        plan: Plan,
+        keys: Callable[[DispatchNode], str],
+        futures: dict[str, Future],
+        created: Mapping[int, Future],
+    ):
+        self.client = client
+        self.outputs = {id(futures[keys(n)]) for n in plan.outputs}
+        self.created = created
+        self.waiting: dict[int, int] = {}
+        self.needs: dict[int, dict[int, Future]] = {}
+        self.nodes_of: dict[int, list[DispatchNode]] = {}
+        for node in plan.order:
+            task = futures[keys(node)]
+            self.nodes_of.setdefault(id(task), []).append(node)
+            needs = self.needs.setdefault(id(task), {})
+            for dep in plan.dependencies(node):
+                source = futures[keys(dep)]
+                if source is not task and id(source) not in needs:
+                    needs[id(source)] = source
+                    self.waiting[id(source)] = self.waiting.get(id(source), 0) + 1
+        self.released: set[int] = set()
+
+    def finished(self, future: Future) -> None:
+        """`future` is done: drop what only it still needed."""
+        for source in self.needs.pop(id(future), {}).values():
+            self.waiting[id(source)] -= 1
+            if (
+                self.waiting[id(source)] == 0
+                and id(source) in self.created
+                and id(source) not in self.outputs
+                and source.status == "finished"
+                and source.type is not BlockWithErrors
+            ):
+                self.released.add(id(source))
+                self.client.release_task(source, self.nodes_of[id(source)])
+
+
 class DaskExecutor(Executor):
     """Runs graphs on the dask scheduler at `scheduler_address`.
 
@@ -275,20 +322,35 @@ class DaskExecutor(Executor):
             )
         keep = _RUN_KEEP.get() or self.keep
         keys, futures = self.client.submit_plan(plan, keep=keep)
+        created = self.client.submitted
         tasks = list({id(f): f for f in futures.values()}.values())
-        on_finished = None
+        callbacks: list[Callable[[Future], None]] = []
+        releaser = None
+        if keep == "outputs":
+            releaser = _Releaser(self.client, plan, keys, futures, created)
+            callbacks.append(releaser.finished)
         if not isinstance(progress, NoProgress):
             nodes_of: dict[int, list[DispatchNode]] = {}
             for node in plan.order:
                 nodes_of.setdefault(id(futures[keys(node)]), []).append(node)
 
-            def on_finished(future: Future) -> None:
+            def report_progress(future: Future) -> None:
                 holder = None
                 if future.status == "finished" and future.type is BlockWithErrors:
                     holder = self.client.holder_values([future]).get(id(future))
                 for node in nodes_of[id(future)]:
                     ok = future.status == "finished" and not failed_in(holder, keys(node))
                     progress.node_finished(node, ok)
+
+            callbacks.insert(0, report_progress)
+        on_finished: Callable[[Future], None] | None = None
+        if callbacks:
+
+            def every_callback(future: Future) -> None:
+                for callback in callbacks:
+                    callback(future)
+
+            on_finished = every_callback
 
         deadline = None if timeout is None else time.monotonic() + timeout
         # Without a progress display, watching the sinks is enough at first: a sink is
@@ -311,9 +373,10 @@ class DaskExecutor(Executor):
             pending = [n for n in plan.order if not futures[keys(n)].done()]
             if pending:
                 self.client.cancel(pending)
-        report = self._report(plan, keys, futures, tasks, watch.first_error)
+        released = set() if releaser is None else releaser.released
+        report = self._report(plan, keys, futures, tasks, watch.first_error, released)
         if keep == "outputs":
-            self.client.release_intermediates(plan, keys)
+            self.client.release_intermediates(plan, keys, created)
         return report
 
     def _watch(
@@ -404,6 +467,7 @@ class DaskExecutor(Executor):
         futures: dict[str, Future],
         tasks: list[Future],
         first_error: Future | None,
+        released: set[int],
     ) -> RunReport:
         report = RunReport()
         errors: dict[DispatchNode, DependencyError] = {}
@@ -413,6 +477,8 @@ class DaskExecutor(Executor):
         for node in plan.order:
             key = keys(node)
             future = futures[key]
+            if id(future) in released:  # finished well, then dropped (keep="outputs")
+                continue
             own: DependencyError | None = None
             if future.status == "cancelled" and not self.client.is_cancelled(key):
                 # cancelled by someone else (another client, or dask itself)
