@@ -218,6 +218,30 @@ def test_a_failure_inside_a_block_fails_only_it_and_its_dependents(
     assert info.value.failed_node is bad
 
 
+def test_an_unfused_failure_fails_only_its_dependents_in_the_block_after_it(
+    executor: DaskExecutor,
+) -> None:
+    bad = Op(divide, 1, 0)
+    bad.fuse = False  # type: ignore[attr-defined]
+    dependent = Op(inc, bad)
+    fine = [Op(inc, i) for i in range(10)]
+    after = Op(inc, Op(divide, 4, 2))  # a chain after an unfused node that succeeds
+    results = executor.run([dependent, *fine, after], throw_error=False)
+    assert holder(bad).key == get_key(bad) and same_block(dependent, *fine)
+    assert results[0].is_error and not any(r.is_error for r in results[1:])
+    assert [r.unwrap().result() for r in results[1:-1]] == list(range(1, 11))
+    assert results[-1].unwrap().result() == 3.0
+    error = results[0].unwrap_error()
+    assert error.node is dependent and error.failed_node is bad
+    assert isinstance(error.root_cause, ZeroDivisionError) and "in divide" in error.trace
+    with pytest.raises(DependencyError) as info:
+        bad.result()
+    assert info.value.node is bad and isinstance(info.value.err, ZeroDivisionError)
+    # a new run of the failed nodes runs them again (and fails again, alike)
+    (again,) = executor.run([dependent], throw_error=False)
+    assert again.unwrap_error().failed_node is bad
+
+
 def test_throw_error_stops_at_the_first_failure(executor: DaskExecutor, tmp_path: Path) -> None:
     bad = Op(divide, 2, 0)
     after = Op(inc, Op(inc, bad))

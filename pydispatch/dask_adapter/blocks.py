@@ -92,6 +92,8 @@ class BlockWithErrors(BlockValues):
 
 def member_value(holder: Any, key: str) -> Any:
     """The value of node `key` from its holder's value; `UpstreamFailed` if it failed."""
+    if isinstance(holder, Failure):
+        raise UpstreamFailed(key)
     if isinstance(holder, BlockValues):
         value = holder.values.get(key, MISSING)
         if value is MISSING:
@@ -103,10 +105,42 @@ def member_value(holder: Any, key: str) -> Any:
 
 
 def failed_in(holder: Any, key: str) -> bool:
-    """Whether node `key` failed (or did not run) inside the block whose value is `holder`."""
-    return isinstance(holder, BlockValues) and isinstance(
-        holder.values.get(key), (Failure, Upstream)
+    """Whether node `key` failed (or did not run), its holder's value being `holder`."""
+    return isinstance(holder, Failure) or (
+        isinstance(holder, BlockValues) and isinstance(holder.values.get(key), (Failure, Upstream))
     )
+
+
+def entry_of(holder: Any, key: str) -> Any:
+    """Node `key`'s entry in its holder's value: a value, a `Failure` or an `Upstream`."""
+    if isinstance(holder, BlockValues):
+        return holder.values.get(key, MISSING)
+    return holder
+
+
+class Guarded:
+    """A task function whose exception becomes its value, as a `Failure`.
+
+    For an unfused node that a block depends on: its failure then reaches the block
+    as data, so the block's members that do not depend on it still run.
+    """
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[..., Any]):
+        self.func = func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.func(*args, **kwargs)
+        except Exception as err:
+            return Failure(_picklable(err), format_user_frames(err.__traceback__))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Guarded, (self.func,))
+
+    def __dask_tokenize__(self) -> Any:
+        return ("pydispatch.Guarded", self.func)
 
 
 def constant(value: Any) -> Any:

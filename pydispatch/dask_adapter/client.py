@@ -34,7 +34,15 @@ from ..graph import DispatchNode, check_nodes
 from ..plan import Plan
 from ..retry import RetryPolicy
 from ..tracebacks import format_user_frames
-from .blocks import MISSING, BlockValues, BlockWithErrors, Failure, Upstream, UpstreamFailed
+from .blocks import (
+    MISSING,
+    BlockValues,
+    BlockWithErrors,
+    Failure,
+    Upstream,
+    UpstreamFailed,
+    entry_of,
+)
 from .compat import task_prefix_durations
 from .connection import check_seconds, normalize_address
 from .fusion import Durations, may_fuse, plan_groups
@@ -174,9 +182,9 @@ class DaskOutcome:
 
     def value_from(self, holder: Any) -> Any:
         """This node's value out of its holder's value (raises its `DependencyError`)."""
-        if not isinstance(holder, BlockValues):
+        if not isinstance(holder, (BlockValues, Failure)):
             return holder
-        entry = holder.values.get(self.key, MISSING)
+        entry = entry_of(holder, self.key)
         if entry is MISSING:
             raise DispatcherError(self._released_message())
         if isinstance(entry, Failure):
@@ -370,6 +378,15 @@ class Client:
                         if group_of.get(keys(dep), i) != i:
                             exported.add(keys(dep))
             keep_member = exported.__contains__
+        singles = {keys(g[0]) for g in groups if len(g) == 1}
+        guarded = frozenset(
+            keys(dep)
+            for group in groups
+            if len(group) > 1
+            for node in group
+            for dep in plan.dependencies(node)
+            if keys(dep) in singles
+        )
         builder = TaskBuilder(
             keys,
             plan.given,
@@ -378,6 +395,7 @@ class Client:
             self._policy,
             self._holder_key,
             keep_member,
+            guarded,
         )
         for group in groups:
             builder.add(group, retired.__contains__)
@@ -457,7 +475,7 @@ class Client:
         if future.status == "cancelled":  # by dask or another client: submit it anew
             self._ledger.drop(key)
             return False
-        if future.status == "error" or future.type is BlockWithErrors:
+        if future.status == "error" or future.type in (BlockWithErrors, Failure):
             retired.add(cast(str, future.key))
             self._ledger.drop(key)
             return False

@@ -13,7 +13,7 @@ from dask.task_spec import GraphNode, Task, TaskRef
 
 from ..graph import DataNode, DispatchNode
 from ..retry import RetryPolicy
-from .blocks import Member, Ref, RunBlock, constant, pick
+from .blocks import Guarded, Member, Ref, RunBlock, constant, pick
 from .keys import KeyMaker, label_prefix
 from .shipping import Shipper
 from .transfer import function_name
@@ -30,6 +30,9 @@ class Retrying:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.policy.call(self.func, *args, **kwargs)
+
+    def __dask_tokenize__(self) -> Any:
+        return ("pydispatch.Retrying", id(self.policy), self.func)
 
 
 def fused_key(members: Sequence[str], label: str, keep: frozenset[str] | None) -> str:
@@ -58,6 +61,7 @@ class TaskBuilder:
         policy: RetryPolicy | None,
         holder_of: Callable[[str], str | None],
         keep: Callable[[str], bool] | None = None,
+        guarded: frozenset[str] = frozenset(),
     ):
         self.keys = keys
         self.given = given
@@ -66,6 +70,8 @@ class TaskBuilder:
         self.policy = policy
         self.holder_of = holder_of
         self.keep = keep
+        self.guarded = guarded
+        """Node keys of unfused nodes a block needs: their failures become values."""
         self.tasks: dict[str, GraphNode] = {}
         self.holders: dict[str, str] = {}
         """Node key -> key of the task of this update that computes it."""
@@ -135,7 +141,7 @@ class TaskBuilder:
     def _ref(self, node: DispatchNode) -> Any:
         key = self.keys(node)
         holder = self.holder(key)
-        if holder == key:
+        if holder == key and key not in self.guarded:
             return TaskRef(key)
         return Task(f"{key}-pick", pick, TaskRef(holder), key)
 
@@ -148,6 +154,8 @@ class TaskBuilder:
         func = self.ship_checked(func)
         if self.policy is not None:
             func = Retrying(self.policy, func)
+        if self.keys(node) in self.guarded:
+            func = Guarded(func)
         return cast(Any, Task)(
             key,
             func,

@@ -14,7 +14,7 @@ from typing import Any
 import distributed
 from distributed import Future
 
-from ..dask_adapter.blocks import MISSING, BlockWithErrors, Failure, Upstream, failed_in
+from ..dask_adapter.blocks import BlockWithErrors, Failure, Upstream, entry_of, failed_in
 from ..dask_adapter.client import Client, Keep, remote_trace
 from ..dask_adapter.compat import cancel_reason
 from ..dask_adapter.fusion import Durations
@@ -43,15 +43,16 @@ LOST = "scheduler-connection-lost"
 
 KEEPS = ("all", "outputs")
 
+FLAWED = (BlockWithErrors, Failure)
+"""Types of finished tasks in which a node failed (a block, or a guarded unfused node)."""
+
 _RUN_KEEP: contextvars.ContextVar[Keep | None] = contextvars.ContextVar("keep", default=None)
 """The `keep=` of the run in progress in this thread (None: the executor's)."""
 
 
 def failed(future: Future) -> bool:
     """Whether a finished task failed, or is a block in which a node failed."""
-    return future.status == "error" or (
-        future.status == "finished" and future.type is BlockWithErrors
-    )
+    return future.status == "error" or (future.status == "finished" and future.type in FLAWED)
 
 
 def _check_keep(keep: Any) -> Keep:
@@ -163,7 +164,7 @@ class _Releaser:
                 and id(source) in self.created
                 and id(source) not in self.outputs
                 and source.status == "finished"
-                and source.type is not BlockWithErrors
+                and source.type not in FLAWED
             ):
                 self.released.add(id(source))
                 self.client.release_task(source, self.nodes_of[id(source)])
@@ -336,7 +337,7 @@ class DaskExecutor(Executor):
 
             def report_progress(future: Future) -> None:
                 holder = None
-                if future.status == "finished" and future.type is BlockWithErrors:
+                if future.status == "finished" and future.type in FLAWED:
                     holder = self.client.holder_values([future]).get(id(future))
                 for node in nodes_of[id(future)]:
                     ok = future.status == "finished" and not failed_in(holder, keys(node))
@@ -472,7 +473,7 @@ class DaskExecutor(Executor):
         report = RunReport()
         errors: dict[DispatchNode, DependencyError] = {}
         # blocks in which a node failed: their values say which, fetched in one round trip
-        flawed = [f for f in tasks if f.status == "finished" and f.type is BlockWithErrors]
+        flawed = [f for f in tasks if f.status == "finished" and f.type in FLAWED]
         blocks = self.client.holder_values(flawed) if flawed else {}
         for node in plan.order:
             key = keys(node)
@@ -490,7 +491,7 @@ class DaskExecutor(Executor):
             elif future.status == "error":
                 pass
             elif id(future) in blocks:
-                entry = blocks[id(future)].values.get(key, MISSING)
+                entry = entry_of(blocks[id(future)], key)
                 if isinstance(entry, Failure):
                     own = DependencyError(entry.error, entry.trace, node)
                 elif not isinstance(entry, Upstream):
