@@ -346,7 +346,8 @@ def test_cancel_reset_and_client_submit_with_fused_nodes(
         for node in (slow, after):
             with pytest.raises(CancelledError, match="was cancelled"):
                 client.result(node)
-        assert client.result(head) == 2  # its block went; asked for, it runs again
+        assert head.result() == 2  # its block went; asked for, it runs again
+        assert client.result(head) == 2
         Path(gate).touch()
         client.submit(after)
         assert client.result(after, timeout=60) == 3
@@ -500,3 +501,35 @@ def test_keep_outputs_drops_an_intermediate_once_its_dependents_are_done(
         assert earlier.result() == 1001
         with pytest.raises(DispatcherError, match="not kept"):
             inter.result()
+
+
+# -- the transfer check of values ------------------------------------------------
+
+
+class Counted(list):  # type: ignore[type-arg]
+    """A list that counts how often it is pickled."""
+
+    pickled = 0
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        Counted.pickled += 1
+        return (Counted, (list(self),))
+
+
+def test_large_values_are_checked_once_per_function_and_type() -> None:
+    import threading
+
+    from pydispatch.dask_adapter.transfer import check_transferable
+    from pydispatch.errors import UnpicklableResultError
+
+    big = Counted(range(2**18))  # several MB, by dask's sizeof
+    Counted.pickled = 0
+    assert check_transferable(big, "make_big") is big
+    assert check_transferable(Counted(range(2**18)), "make_big") is not None
+    assert Counted.pickled == 1
+    small = Counted([1])
+    check_transferable(small, "make_small")
+    check_transferable(small, "make_small")
+    assert Counted.pickled == 3  # small values are checked every time
+    with pytest.raises(UnpicklableResultError, match="make_lock"):
+        check_transferable([threading.Lock()], "make_lock")

@@ -154,6 +154,8 @@ class DaskOutcome:
                 "run the node again"
             )
         self.client._check_not_cancelled(self.key, self.node)
+        if self.key in self.client.orphans:  # a block-mate was cancelled: compute it again
+            return self.client.result(self.node, timeout)
         if self.released and self.client.future_of(self.key) is None:
             if self._error is not None:
                 raise self._error
@@ -278,6 +280,8 @@ class Client:
         self.id = f"pydispatch-client-{uuid.uuid4()}"
         self.fuse = fuse
         """Whether submissions fuse nodes into blocks (see `fusion`)."""
+        self.orphans: set[str] = set()
+        """Keys whose block went with a cancelled block-mate: computed again when asked for."""
         self.submitted: dict[int, Future] = {}
         """The futures (by `id`) of the tasks the last `submit_plan` created."""
         self.durations = durations if durations is not None else Durations()
@@ -402,6 +406,7 @@ class Client:
         dask = self._session.dask
         for node in plan.order:
             self._ledger.record(node, keys(node), (keys(d) for d in plan.dependencies(node)))
+            self.orphans.discard(keys(node))
         tasks = builder.tasks
         self.submitted = {}
         if tasks:
@@ -634,6 +639,7 @@ class Client:
             holder = self._ledger.future(key)
             if holder is not None and holder.key in blocks:
                 self._ledger.drop(key)
+                self.orphans.add(key)
         if futures:
             self._session.expect_cancel_echo(cast(str, f.key) for f in futures)
             self._session.dask.cancel(futures)
