@@ -1,6 +1,7 @@
 """pydispatch's DaskExecutor against dask.delayed and a raw `client.get`, on one cluster.
 
     python benchmarks/bench_dask.py [--repeats 3] [--workers 2] [--threads 1] [--only SHAPE]
+                                    [--no-fuse]
 
 Starts a `dask scheduler` process and worker processes on 127.0.0.1 (ended by PID
 at the end), then computes each graph shape three ways: a raw `client.get` of a
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default="", help="run only shapes whose name contains this")
+    parser.add_argument("--no-fuse", action="store_true", help="pydispatch with fuse=False")
     args = parser.parse_args()
     salts = itertools.count(1_000_000, 1_000_000)
 
@@ -201,7 +203,7 @@ def main() -> None:
     try:
         client = distributed.Client(address, timeout=30, set_as_default=False)
         client.wait_for_workers(args.workers, timeout=60)
-        executor = DaskExecutor(address)
+        executor = DaskExecutor(address, fuse=not args.no_fuse)
 
         def run_raw(build: Callable[[int], Any]) -> float:
             (dsk, keys), _, _ = build(next(salts))
@@ -227,6 +229,7 @@ def main() -> None:
         print(
             f"{args.workers} worker processes x {args.threads} threads, scheduler process; "
             f"median of {args.repeats} interleaved repeats after a warm-up"
+            + (", pydispatch with fuse=False" if args.no_fuse else "")
         )
         print("| shape | client.get | dask.delayed | pydispatch | vs delayed | vs client.get |")
         print("|---|---|---|---|---|---|")
