@@ -533,3 +533,25 @@ def test_large_values_are_checked_once_per_function_and_type() -> None:
     assert Counted.pickled == 3  # small values are checked every time
     with pytest.raises(UnpicklableResultError, match="make_lock"):
         check_transferable([threading.Lock()], "make_lock")
+
+
+def test_block_timings_teach_durations_so_the_next_wide_graph_fuses_at_once(
+    dask_cluster: Cluster,
+) -> None:
+    with DaskExecutor(dask_cluster.address) as ex:
+        chain: DispatchNode = Op(inc, 0)
+        for _ in range(30):
+            chain = Op(inc, chain)
+        assert ex.durations.of(chain) is None
+        assert ex.run([chain])[0].unwrap().result() == 31  # reading it brings the timings
+        assert ex.durations.of(chain) is not None
+        wide = [Op(inc, i) for i in range(300)]
+        ex.run(wide)
+        assert len({id(holder(n)) for n in wide}) < 20
+
+
+def test_bad_fuse_and_keep_values_are_refused_quoting_them() -> None:
+    with pytest.raises(ValueError, match="'some'"):
+        DaskExecutor("127.0.0.1:1", keep="some")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="'yes'"):
+        DaskExecutor("127.0.0.1:1", fuse="yes")  # type: ignore[arg-type]
