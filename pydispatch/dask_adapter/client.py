@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, TypeVar, cast
 
 import distributed
 from dask.utils import key_split
@@ -61,10 +61,21 @@ __all__ = [
     "OutputBatch",
     "SchedulerLostError",
     "SchedulerUnreachableError",
+    "Submission",
     "TLSError",
     "UnpicklableResultError",
     "remote_trace",
 ]
+
+
+class Submission(NamedTuple):
+    """What `Client.submit_plan` did: keys, the future holding each node key, new tasks."""
+
+    keys: KeyMaker
+    futures: dict[str, Future]
+    """Node key -> the future of the task computing it (its own, or its block)."""
+    created: dict[int, Future]
+    """The futures, by `id`, of the tasks this submission created."""
 
 
 Keep = Literal["all", "outputs"]
@@ -282,8 +293,6 @@ class Client:
         """Whether submissions fuse nodes into blocks (see `fusion`)."""
         self.orphans: set[str] = set()
         """Keys whose block went with a cancelled block-mate: computed again when asked for."""
-        self.submitted: dict[int, Future] = {}
-        """The futures (by `id`) of the tasks the last `submit_plan` created."""
         self.durations = durations if durations is not None else Durations()
         """What is known of node durations, by label (learned, or declared)."""
         self.status = "connecting"
@@ -350,12 +359,12 @@ class Client:
         plan: Plan,
         restrictions: Mapping[DispatchNode, Sequence[str]] | None = None,
         keep: Keep = "all",
-    ) -> tuple[KeyMaker, dict[str, Future]]:
+    ) -> Submission:
         """Submit every node of `plan` not already held, in one update.
 
-        Returns the keys, and the future holding each node key (its own task's, or
-        its block's); `submitted` then holds the futures of the tasks this update
-        created (the others were held from earlier). With `keep="outputs"`, blocks
+        Returns the keys, the future holding each node key (its own task's, or its
+        block's), and the futures of the tasks this update created (the others were
+        held from earlier). With `keep="outputs"`, blocks
         return only the values of the plan's outputs and of members other tasks need.
         """
         self._check_running()
@@ -408,12 +417,12 @@ class Client:
             self._ledger.record(node, keys(node), (keys(d) for d in plan.dependencies(node)))
             self.orphans.discard(keys(node))
         tasks = builder.tasks
-        self.submitted = {}
+        created: dict[int, Future] = {}
         if tasks:
             key_restrictions = {keys(n): list(w) for n, w in (restrictions or {}).items()}
             graph = with_restrictions(tasks, key_restrictions)
             new = dict(zip(tasks, dask.get(graph, list(tasks), sync=False), strict=True))
-            self.submitted = {id(f): f for f in new.values()}
+            created = {id(f): f for f in new.values()}
             for node_key, task_key in builder.holders.items():
                 self._ledger.hold(node_key, new[task_key])
         if self.fuse:
@@ -426,7 +435,7 @@ class Client:
             key = keys(node)
             future = futures.setdefault(key, cast(Future, self._ledger.future(key)))
             node.outcome = DaskOutcome(self, node, key, future)
-        return keys, futures
+        return Submission(keys, futures, created)
 
     def _groups(
         self, plan: Plan, keys: KeyMaker, todo: list[DispatchNode], restricted: set[int]

@@ -322,8 +322,7 @@ class DaskExecutor(Executor):
                 "then call executor.reset() or create a new executor"
             )
         keep = _RUN_KEEP.get() or self.keep
-        keys, futures = self.client.submit_plan(plan, keep=keep)
-        created = self.client.submitted
+        keys, futures, created = self.client.submit_plan(plan, keep=keep)
         tasks = list({id(f): f for f in futures.values()}.values())
         callbacks: list[Callable[[Future], None]] = []
         releaser = None
