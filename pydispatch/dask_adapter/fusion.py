@@ -10,8 +10,8 @@ one node is an ordinary dask task; a larger group is a block (see `blocks`).
   in a depth-first order (so a tree's subtrees stay together), into blocks of at
   least `MIN_BLOCK` seconds of work, while a wide graph keeps about
   `BLOCKS_PER_THREAD` blocks per worker thread.
-- A node whose duration is unknown or long keeps a dask task of its own, as does
-  every node `may_fuse` refuses.
+- A node whose duration is unknown or long (`LONG_TASK`) keeps a dask task of its
+  own, as does every node `may_fuse` refuses.
 
 Groups are numbered so that every dependency edge goes from a group to itself or to
 a later group: the groups form an acyclic graph, listed dependencies first.
@@ -32,6 +32,9 @@ MAX_BLOCK = 1.0
 
 BLOCKS_PER_THREAD = 4
 """Blocks per worker thread a wide graph keeps (when its work allows blocks of MIN_BLOCK)."""
+
+LONG_TASK = 0.01
+"""Seconds from which a node is long: it keeps a dask task of its own (unless in a chain)."""
 
 PER_NODE_COST = 2e-6
 """Seconds a block spends on each node besides the node's own work."""
@@ -153,14 +156,17 @@ def plan_groups(
             unit_of[member] = len(units)
         units.append(chain)
 
-    costs: list[float | None] = []
+    costs: list[float | None] = []  # None: the unit keeps a task of its own
     for unit in units:
         if not all(ok[i] for i in unit):
             costs.append(None)
             continue
         times = [duration(nodes[i]) for i in unit]
         known = [t for t in times if t is not None]
-        costs.append(None if len(known) < len(times) else sum(known) + PER_NODE_COST * len(unit))
+        if len(known) < len(times) or max(known) >= LONG_TASK:
+            costs.append(None)
+        else:
+            costs.append(sum(known) + PER_NODE_COST * len(unit))
     short = [c for c in costs if c is not None and c < MAX_BLOCK]
     target = MIN_BLOCK
     if short and sum(short) > MIN_BLOCK * BLOCKS_PER_THREAD:

@@ -42,6 +42,7 @@ LOST = "scheduler-connection-lost"
 """dask's reason for cancelling every future of a client that lost its scheduler."""
 
 KEEPS = ("all", "outputs")
+"""The values `keep=` accepts."""
 
 FLAWED = (BlockWithErrors, Failure)
 """Types of finished tasks in which a node failed (a block, or a guarded unfused node)."""
