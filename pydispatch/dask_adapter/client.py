@@ -81,7 +81,7 @@ class Submission(NamedTuple):
 Keep = Literal["all", "outputs"]
 """What a run leaves on the cluster: every node's result, or only the outputs'."""
 
-THREADS_FRESH = 5.0
+THREADS_FRESH = 60.0
 """Seconds the cluster's thread count is trusted before it is asked again."""
 
 
