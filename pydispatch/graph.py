@@ -129,9 +129,10 @@ class Op(DispatchNode):
         self.key: str | None = None
 
     def dependencies(self) -> tuple[DispatchNode, ...]:
-        deps = [a for a in self.args if isinstance(a, DispatchNode)]
-        deps.extend(v for v in self.kwargs.values() if isinstance(v, DispatchNode))
-        return tuple(deps)
+        deps = tuple([a for a in self.args if isinstance(a, DispatchNode)])
+        if self.kwargs:
+            deps += tuple([v for v in self.kwargs.values() if isinstance(v, DispatchNode)])
+        return deps
 
     def call(self) -> Call:
         return self.func, self.args, self.kwargs

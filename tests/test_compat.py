@@ -14,6 +14,7 @@ import pytest
 from distributed.active_memory_manager import ReduceReplicas
 
 from pydispatch.dask_adapter import compat
+from pydispatch.dask_adapter.compat import task_prefix_durations
 
 
 def test_client_handles_cancelled_keys_with_the_method_we_override():
@@ -63,3 +64,12 @@ def test_dask_has_a_registry_of_transports():
     compat.check_transport("ws")
     with pytest.raises(ValueError, match="unknown address scheme"):
         compat.check_transport("carrier-pigeon")
+
+
+def test_task_prefix_durations_reads_the_schedulers_mean_durations(dask_cluster) -> None:
+    with distributed.Client(dask_cluster.address, timeout=10, set_as_default=False) as client:
+        futures = [client.submit(operator.add, i, 1, key=f"compatprobe-{i:032x}") for i in range(5)]
+        assert client.gather(futures) == [1, 2, 3, 4, 5]
+        means = task_prefix_durations(client, ["compatprobe", "never-seen-prefix"])
+        assert set(means) == {"compatprobe"}
+        assert isinstance(means["compatprobe"], float) and 0 <= means["compatprobe"] < 1

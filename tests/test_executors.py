@@ -4,7 +4,7 @@ DaskExecutor alike (the `env` fixture, as CPython's create_executor_tests does),
 the fixed quirks (Q1-Q7) and the extra behaviour of issue 2 (retries, timeouts,
 errors, argument checks).
 
-Node functions live in `helpers_local` (module level) so worker processes can load
+Node functions live in `tasks` (module level) so worker processes can load
 them; cross-process channels come from a `multiprocessing.Manager`.
 """
 

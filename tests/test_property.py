@@ -37,6 +37,11 @@ def executors(dask_cluster: Cluster) -> Iterator[dict[str, Executor]]:
         "async": AsyncExecutor(backoff=Backoff(first=0.01)),
         "parallel": ParallelExecutor(max_workers=2, backoff=Backoff(first=0.01)),
         "dask": DaskExecutor(dask_cluster.address),
+        # every node declared short: wide parts fuse into blocks from the first example
+        "dask-fused": DaskExecutor(
+            dask_cluster.address,
+            task_durations=dict.fromkeys(["combine", "maybe_fail", "pair", "total"], 1e-5),
+        ),
     }
     yield made
     for ex in made.values():
@@ -151,7 +156,7 @@ def check(executor: Executor, nodes: list[Any], expected: list[Any]) -> None:
             assert node.result() == want
 
 
-@pytest.mark.parametrize("kind", ["async", "parallel", "dask"])
+@pytest.mark.parametrize("kind", ["async", "parallel", "dask", "dask-fused"])
 @settings(
     max_examples=25,
     deadline=None,

@@ -11,11 +11,13 @@ import dataclasses
 import functools
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, TypeVar, cast
 
 import distributed
+from dask.utils import key_split
 from distributed import Future
 
 from ..address import Address
@@ -33,24 +35,55 @@ from ..graph import DispatchNode, check_nodes
 from ..plan import Plan
 from ..retry import RetryPolicy
 from ..tracebacks import format_user_frames
+from .blocks import (
+    MISSING,
+    BlockValues,
+    BlockWithErrors,
+    Failure,
+    Upstream,
+    UpstreamFailed,
+    entry_of,
+)
+from .compat import task_prefix_durations
 from .connection import check_seconds, normalize_address
+from .fusion import Durations, may_fuse, plan_groups
 from .keys import KeyMaker
 from .ledger import Ledger
 from .replication import protect_replicas
 from .session import SchedulerTarget, Session
 from .shipping import ShipMode, Shipper
-from .tasks import build_tasks, with_annotations
+from .tasks import TaskBuilder, with_annotations
 from .transfer import CheckingShipper
 
 __all__ = [
     "Client",
     "DaskOutcome",
+    "Keep",
+    "OutputBatch",
     "SchedulerLostError",
     "SchedulerUnreachableError",
+    "Submission",
     "TLSError",
     "UnpicklableResultError",
     "remote_trace",
 ]
+
+
+class Submission(NamedTuple):
+    """What `Client.submit_plan` did: keys, the future holding each node key, new tasks."""
+
+    keys: KeyMaker
+    futures: dict[str, Future]
+    """Node key -> the future of the task computing it (its own, or its block)."""
+    created: dict[int, Future]
+    """The futures, by `id`, of the tasks this submission created."""
+
+
+Keep = Literal["all", "outputs"]
+"""What a run leaves on the cluster: every node's result, or only the outputs'."""
+
+THREADS_FRESH = 60.0
+"""Seconds the cluster's thread count is trusted before it is asked again."""
 
 
 def remote_trace(future: Future) -> str:
@@ -63,40 +96,65 @@ def remote_trace(future: Future) -> str:
 
 
 class DaskOutcome:
-    """A node's outcome on the cluster: the dask future of its key, and its error once known.
+    """A node's outcome on the cluster: the dask future holding it, and its error once known.
 
-    Node objects that share a key (identical nodes) each have an outcome; all of them
-    follow the client's current future for that key, so a resubmission, a cancel or a
-    reset of one acts on every one of them alike.
+    The future is the node's own task, or the block it was fused into (then the
+    node's value is one entry of the block's value). Node objects that share a key
+    (identical nodes) each have an outcome; all of them follow the client's current
+    future for that key, so a resubmission, a cancel or a reset of one acts on every
+    one of them alike.
     """
 
-    __slots__ = ("_error", "_future", "client", "key", "node")
+    __slots__ = ("_error", "_future", "batch", "client", "key", "node", "released")
 
-    def __init__(self, client: Client, node: DispatchNode, future: Future):
+    def __init__(self, client: Client, node: DispatchNode, key: str, future: Future):
         self.client = client
         self.node = node
-        self.key = cast(str, future.key)
-        self._future = future
+        self.key = key
+        self._future: Future | None = future
         self._error: DependencyError | None = None
+        self.batch: OutputBatch | None = None
+        """The outputs of the run this node was an output of: fetched together."""
+        self.released = False
+        """Whether the run dropped this (intermediate) result: `keep="outputs"`."""
 
     @property
     def future(self) -> Future:
-        """The client's live future for this key (a newer submission replaces an older one)."""
+        """The client's live future holding this key (a newer submission replaces an older)."""
         live = self.client.future_of(self.key)
         if live is not None and live is not self._future:
-            self._future, self._error = live, None
+            self._future, self._error, self.released = live, None, False
+        if self._future is None:
+            raise DispatcherError(self._released_message())
         return self._future
+
+    @property
+    def fused(self) -> bool:
+        """Whether the node was computed inside a block with other nodes."""
+        return self.future.key != self.key
 
     @property
     def error(self) -> DependencyError | None:
         """The node's error, once a run has reported it for the current future."""
-        self.future  # noqa: B018 - drops an error that belonged to a replaced future
+        if not self.released:
+            self.future  # noqa: B018 - drops an error that belonged to a replaced future
         return self._error
 
     @error.setter
     def error(self, error: DependencyError | None) -> None:
-        self.future  # noqa: B018
+        if not self.released:
+            self.future  # noqa: B018
         self._error = error
+
+    def release(self) -> None:
+        """Forget the future (the run's `keep="outputs"` dropped this intermediate result)."""
+        self._future, self.released, self.batch = None, True, None
+
+    def _released_message(self) -> str:
+        return (
+            f"the result of node {self.node.label!r} was not kept: it was an intermediate "
+            "node of a run with keep='outputs'; run it as an output, or with keep='all'"
+        )
 
     def result(self, timeout: float | None = None) -> Any:
         if timeout is not None:
@@ -108,23 +166,90 @@ class DaskOutcome:
                 "run the node again"
             )
         self.client._check_not_cancelled(self.key, self.node)
+        if self.key in self.client.orphans:  # a block-mate was cancelled: compute it again
+            return self.client.result(self.node, timeout)
+        if self.released and self.client.future_of(self.key) is None:
+            if self._error is not None:
+                raise self._error
+            raise DispatcherError(self._released_message())
         future = self.future
         if self._error is not None:
             raise self._error
         try:
-            return future.result(timeout=timeout)
+            if self.batch is not None and self.batch.holds(future):
+                holder = self.batch.value(future)
+            else:
+                holder = future.result(timeout=timeout)
         except (distributed.client.FutureCancelledError, distributed.CancelledError) as err:
             raise CancelledError(
                 f"node {self.node.label!r} was cancelled on the cluster ({err}); run it again"
             ) from None
         except TimeoutError:
             raise
+        except UpstreamFailed as err:
+            self._error = self.client._upstream_error(self.node, err.key)
+            raise self._error from None
         except Exception as err:
             self._error = DependencyError(err, remote_trace(future), self.node)
             raise self._error from None
+        return self.value_from(holder)
+
+    def value_from(self, holder: Any) -> Any:
+        """This node's value out of its holder's value (raises its `DependencyError`)."""
+        if not isinstance(holder, (BlockValues, Failure)):
+            return holder
+        entry = entry_of(holder, self.key)
+        if entry is MISSING:
+            raise DispatcherError(self._released_message())
+        if isinstance(entry, Failure):
+            self._error = DependencyError(entry.error, entry.trace, self.node)
+            raise self._error
+        if isinstance(entry, Upstream):
+            self._error = self.client._upstream_error(self.node, entry.key)
+            raise self._error
+        return entry
 
     def done(self) -> bool:
+        if self.released and self.client.future_of(self.key) is None:
+            return True
         return self.future.done()
+
+
+class OutputBatch:
+    """The futures holding a run's outputs: the first value asked for fetches them all.
+
+    Reading every output of a run then costs one round trip, not one per output.
+    """
+
+    def __init__(self, client: Client, futures: Iterable[Future]):
+        self.client = client
+        self.futures = {id(f): f for f in futures}
+        self._values: dict[int, Any] | None = None
+
+    def holds(self, future: Future) -> bool:
+        """Whether `future` is one of the batch's (and finished: its value can be fetched)."""
+        return self.futures.get(id(future)) is future and future.status == "finished"
+
+    def value(self, future: Future) -> Any:
+        """The value of `future`, fetching every finished future of the batch at once."""
+        if self._values is None:
+            ready = [f for f in self.futures.values() if f.status == "finished"]
+            try:
+                values = self.client.dask_client.gather(ready)
+            except Exception:
+                values = None
+            for value in values or ():
+                self.client.learn(value)
+            self._values = {} if values is None else dict(zip(map(id, ready), values, strict=True))
+        if id(future) in self._values:
+            return self._values[id(future)]
+        return future.result()
+
+    def put(self, future: Future, value: Any) -> None:
+        """Remember `value` as fetched for `future`."""
+        if self._values is None:
+            self._values = {}
+        self._values[id(future)] = value
 
 
 P = ParamSpec("P")
@@ -162,8 +287,16 @@ class Client:
         security: Any = None,
         ship_functions: ShipMode = "auto",
         retry_policy: RetryPolicy | None = None,
+        fuse: bool = True,
+        durations: Durations | None = None,
     ):
         self.id = f"pydispatch-client-{uuid.uuid4()}"
+        self.fuse = fuse
+        """Whether submissions fuse nodes into blocks (see `fusion`)."""
+        self.orphans: set[str] = set()
+        """Keys whose block went with a cancelled block-mate: computed again when asked for."""
+        self.durations = durations if durations is not None else Durations()
+        """What is known of node durations, by label (learned, or declared)."""
         self.status = "connecting"
         self._ship = Shipper(ship_functions)
         self._task_functions = CheckingShipper(self._ship)
@@ -224,48 +357,101 @@ class Client:
 
     @_synchronized
     def submit_plan(
-        self, plan: Plan, restrictions: Mapping[DispatchNode, Sequence[str]] | None = None
-    ) -> tuple[KeyMaker, dict[str, Future]]:
-        """Submit every node of `plan` not already held, in one update; futures by key."""
+        self,
+        plan: Plan,
+        restrictions: Mapping[DispatchNode, Sequence[str]] | None = None,
+        keep: Keep = "all",
+    ) -> Submission:
+        """Submit every node of `plan` not already held, in one update.
+
+        Returns the keys, the future holding each node key (its own task's, or its
+        block's), and the futures of the tasks this update created (the others were
+        held from earlier). With `keep="outputs"`, blocks
+        return only the values of the plan's outputs and of members other tasks need.
+        """
         self._check_running()
         keys = KeyMaker(plan.given)
-        failed: list[Future] = []
-        tasks = build_tasks(
-            plan.order,
+        retired: set[str] = set()
+        todo: list[DispatchNode] = []
+        seen: set[str] = set()
+        for node in plan.order:
+            key = keys(node)
+            if key not in seen:
+                seen.add(key)
+                if not self._held(key, retired):
+                    todo.append(node)
+        restricted = {id(n) for n in restrictions or {}}
+        groups = self._groups(plan, keys, todo, restricted)
+        output_keys = {keys(n) for n in plan.outputs}
+        keep_member = None
+        if keep == "outputs":
+            group_of = {keys(n): i for i, group in enumerate(groups) for n in group}
+            exported = set(output_keys)
+            for i, group in enumerate(groups):
+                for node in group:
+                    for dep in plan.dependencies(node):
+                        if group_of.get(keys(dep), i) != i:
+                            exported.add(keys(dep))
+            keep_member = exported.__contains__
+        singles = {keys(g[0]) for g in groups if len(g) == 1}
+        guarded = frozenset(
+            keys(dep)
+            for group in groups
+            if len(group) > 1
+            for node in group
+            for dep in plan.dependencies(node)
+            if keys(dep) in singles
+        )
+        builder = TaskBuilder(
             keys,
             plan.given,
+            self._ship,
             self._task_functions,
             self._policy,
-            skip=lambda key: self._held(key, failed),
+            self._holder_key,
+            keep_member,
+            guarded,
         )
+        for group in groups:
+            builder.add(group, retired.__contains__)
         dask = self._session.dask
-        if failed:  # a new run of a node that failed runs it again
-            dask.retry(failed)
         for node in plan.order:
             self._ledger.record(node, keys(node), (keys(d) for d in plan.dependencies(node)))
+            self.orphans.discard(keys(node))
+        tasks = builder.tasks
+        created: dict[int, Future] = {}
         if tasks:
-            graph = with_annotations(tasks, self._annotations(plan, keys, tasks, restrictions))
-            new = dask.get(graph, list(tasks), sync=False)
-            for key, future in zip(tasks, new, strict=True):
-                self._ledger.hold(key, future)
+            annotations = self._annotations(plan, keys, builder.holders, tasks, restrictions)
+            graph = with_annotations(tasks, annotations)
+            new = dict(zip(tasks, dask.get(graph, list(tasks), sync=False), strict=True))
+            created = {id(f): f for f in new.values()}
+            for node_key, task_key in builder.holders.items():
+                self._ledger.hold(node_key, new[task_key])
+        if self.fuse:
+            for group in groups:
+                if len(group) == 1 and self.durations.of(group[0]) is None:
+                    key = keys(group[0])
+                    self.durations.ran_unfused(group[0].label, key_split(key))
         futures: dict[str, Future] = {}
         for node in plan.order:  # every node object, also those sharing a key with another
             key = keys(node)
             future = futures.setdefault(key, cast(Future, self._ledger.future(key)))
-            node.outcome = DaskOutcome(self, node, future)
-        return keys, futures
+            node.outcome = DaskOutcome(self, node, key, future)
+        return Submission(keys, futures, created)
 
     def _annotations(
         self,
         plan: Plan,
         keys: KeyMaker,
+        holders: Mapping[str, str],
         tasks: Mapping[str, Any],
         restrictions: Mapping[DispatchNode, Sequence[str]] | None,
     ) -> dict[str, dict[str, Any]]:
-        """The dask annotations of each new task: the node's own, and `submit(workers=)`."""
+        """The dask annotations of each new task (by task key): the node's own, and
+        `submit(workers=)`. Annotated nodes are never fused, so each has its own task."""
         found: dict[str, dict[str, Any]] = {}
         for node in plan.order:
-            key = keys(node)
+            key = holders.get(keys(node), keys(node))
             if key not in tasks or key in found:
                 continue
             wanted = node.annotations()
@@ -274,11 +460,12 @@ class Client:
             if wanted:
                 found[key] = wanted
         if found:
-            self._check_placeable(found, plan, keys)
+            labels = {holders.get(keys(n), keys(n)): n.label for n in plan.order}
+            self._check_placeable(found, labels)
         return found
 
     def _check_placeable(
-        self, annotations: Mapping[str, Mapping[str, Any]], plan: Plan, keys: KeyMaker
+        self, annotations: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str]
     ) -> None:
         """`ExecutorError` for a node no connected worker can ever run (resources, workers).
 
@@ -288,7 +475,6 @@ class Client:
         workers = self._session.dask.scheduler_info(n_workers=-1)["workers"]
         if not workers:
             return
-        labels = {keys(n): n.label for n in plan.order}
         for key, wanted in annotations.items():
             needed = wanted.get("resources") or {}
             if needed and not any(
@@ -315,17 +501,132 @@ class Client:
                     f"{', '.join(sorted(workers))}); set node.workers to a connected worker"
                 )
 
-    def _held(self, key: str, failed: list[Future]) -> bool:
-        """Whether this client holds a live future for `key` (failed ones go to `failed`)."""
+    def _groups(
+        self, plan: Plan, keys: KeyMaker, todo: list[DispatchNode], restricted: set[int]
+    ) -> list[list[DispatchNode]]:
+        """The nodes of `todo` in groups, each one dask task (see `fusion.plan_groups`)."""
+        if not self.fuse or len(todo) < 2:
+            return [[n] for n in todo]
+        durations = self.durations
+        if durations.pending:
+            wanted = {key_split(keys(n)) for n in todo if durations.of(n) is None}
+            asked = [p for p in durations.pending if p in wanted]
+            if asked:
+                try:
+                    means = task_prefix_durations(self._session.dask, asked)
+                except Exception:  # statistics are a hint: run unfused without them
+                    means = {}
+                durations.learn_means(means)
+
+        def fusable(node: DispatchNode) -> bool:
+            return id(node) not in restricted and may_fuse(node)
+
+        return plan_groups(todo, keys, plan.dependencies, fusable, durations.of, self._thread_count)
+
+    def _thread_count(self) -> int:
+        """The cluster's worker threads (asked at most every `THREADS_FRESH` seconds)."""
+        known = self.durations.threads
+        if known is not None and time.monotonic() - known[0] < THREADS_FRESH:
+            return known[1]
+        try:
+            threads = max(sum(self._session.dask.nthreads().values()), 1)
+        except Exception:
+            threads = 1
+        self.durations.threads = (time.monotonic(), threads)
+        return threads
+
+    def _holder_key(self, key: str) -> str | None:
+        """The task key of the live future holding node `key`, if this client holds one."""
+        future = self._ledger.future(key)
+        return None if future is None else cast(str, future.key)
+
+    def _held(self, key: str, retired: set[str]) -> bool:
+        """Whether this client holds a live future for `key`.
+
+        A new run of a node that failed runs it again: a failed task (or a block with
+        a failure) is not held; its task key goes to `retired`, and the node is
+        submitted under a fresh task key (see `TaskBuilder.add`).
+        """
         future = self._ledger.future(key)
         if future is None:
             return False
         if future.status == "cancelled":  # by dask or another client: submit it anew
             self._ledger.drop(key)
             return False
-        if future.status == "error":
-            failed.append(future)
+        if future.status == "error" or future.type in (BlockWithErrors, Failure):
+            retired.add(cast(str, future.key))
+            self._ledger.drop(key)
+            return False
         return True
+
+    def learn(self, holder: Any) -> None:
+        """Learn node durations from a block's value (its own timings)."""
+        if isinstance(holder, BlockValues) and holder.timings:
+            self.durations.learn(holder.timings)
+
+    def holder_values(self, futures: Iterable[Future]) -> dict[int, Any]:
+        """The values of finished `futures` (by `id`), fetched in one round trip."""
+        unique = {id(f): f for f in futures if f.status == "finished"}
+        if not unique:
+            return {}
+        values = self._session.dask.gather(list(unique.values()))
+        for value in values:
+            self.learn(value)
+        return dict(zip(unique, values, strict=True))
+
+    def batch_outputs(self, outputs: Iterable[DispatchNode]) -> OutputBatch:
+        """Group the outcomes of a run's `outputs`, so reading them costs one round trip."""
+        outcomes = [o for o in (n.outcome for n in outputs) if isinstance(o, DaskOutcome)]
+        batch = OutputBatch(self, (o.future for o in outcomes if not o.released))
+        for outcome in outcomes:
+            outcome.batch = batch
+        return batch
+
+    @_synchronized
+    def release_intermediates(
+        self,
+        plan: Plan,
+        keys: Callable[[DispatchNode], str],
+        created: Mapping[int, Future],
+    ) -> None:
+        """Stop holding the results of `plan`'s nodes that are not outputs (keep="outputs").
+
+        Only results of tasks in `created` (made for this run) go: an earlier run's
+        results that this run reused stay.
+        """
+        outputs = {keys(n) for n in plan.outputs}
+        for node in plan.order:
+            key = keys(node)
+            holder = self._ledger.future(key)
+            if key in outputs or holder is None or id(holder) not in created:
+                continue
+            self._ledger.drop(key)
+            outcome = node.outcome
+            if isinstance(outcome, DaskOutcome) and outcome.client is self:
+                outcome.release()
+
+    @_synchronized
+    def release_task(self, future: Future, nodes: Iterable[DispatchNode]) -> None:
+        """Stop holding `future`, the task of `nodes` (intermediates of a keep="outputs" run)."""
+        for node in nodes:
+            key = self._key(node)
+            if self._ledger.future(key) is future:
+                self._ledger.drop(key)
+            outcome = node.outcome
+            if isinstance(outcome, DaskOutcome) and outcome.client is self:
+                outcome.release()
+        future.release()
+
+    def _upstream_error(self, node: DispatchNode, failed_key: str) -> DependencyError:
+        """The error of `node`, which did not run because a dependency failed."""
+        for dep in node.dependencies():
+            try:
+                self._outcome(dep).result()
+            except DependencyError as upstream:
+                return DependencyError(upstream, upstream.trace, node)
+            except Exception as err:
+                return DependencyError(err, "", node)
+        return DependencyError(UpstreamFailed(failed_key), "", node)
 
     def submit(self, node: DispatchNode, workers: str | Sequence[str] | None = None) -> None:
         """Submit `node` and every dependency not yet submitted, in one update.
@@ -370,8 +671,10 @@ class Client:
         if self._ledger.future(key) is None:
             self.submit(node)
         outcome = node.outcome
+        if isinstance(outcome, DaskOutcome) and outcome.released:
+            outcome = None
         if not isinstance(outcome, DaskOutcome) or outcome.client is not self:
-            outcome = DaskOutcome(self, node, cast(Future, self._ledger.future(key)))
+            outcome = DaskOutcome(self, node, key, cast(Future, self._ledger.future(key)))
         return outcome
 
     def result(self, node: DispatchNode, timeout: float | None = None) -> Any:
@@ -384,20 +687,32 @@ class Client:
         """The values of `nodes`, in order."""
         self._check_running()
         outcomes = [self._outcome(n) for n in check_nodes(nodes, "gather()")]
+        holders = {id(o.future): o.future for o in outcomes}
         try:
-            return list(self._session.dask.gather([o.future for o in outcomes]))
+            values = dict(
+                zip(holders, self._session.dask.gather(list(holders.values())), strict=True)
+            )
         except Exception:
             for outcome in outcomes:
                 if outcome.future.status != "finished":
                     outcome.result(timeout)
             raise
+        for value in values.values():
+            self.learn(value)
+        return [o.value_from(values[id(o.future)]) for o in outcomes]
 
     @_synchronized
     def cancel(self, nodes: Iterable[DispatchNode]) -> None:
         """Stop `nodes` and their dependents and forget their results."""
         self._check_running()
         doomed = self._ledger.downstream(self._key(n) for n in check_nodes(nodes, "cancel()"))
-        futures = self._ledger.cancel(doomed)
+        futures = list({id(f): f for f in self._ledger.cancel(doomed)}.values())
+        blocks = {cast(str, f.key) for f in futures}
+        for key in list(self._ledger.keys):  # block-mates: their block is going too
+            holder = self._ledger.future(key)
+            if holder is not None and holder.key in blocks:
+                self._ledger.drop(key)
+                self.orphans.add(key)
         if futures:
             self._session.expect_cancel_echo(cast(str, f.key) for f in futures)
             self._session.dask.cancel(futures)

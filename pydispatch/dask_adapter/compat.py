@@ -19,6 +19,7 @@ __all__ = [
     "ReduceReplicasExcept",
     "cancel_reason",
     "check_transport",
+    "task_prefix_durations",
 ]
 
 
@@ -112,3 +113,24 @@ def check_transport(scheme: str) -> None:
     transports up (including those that packages register as entry points).
     """
     distributed.comm.registry.get_backend(scheme)
+
+
+def task_prefix_durations(dask: distributed.Client, prefixes: Iterable[str]) -> dict[str, float]:
+    """dask's mean compute time, in seconds, of the tasks of each of `prefixes` it knows.
+
+    One round trip. Internal: the scheduler's `task_prefixes` (prefix name ->
+    `TaskPrefix`) and `TaskPrefix.duration_average` (-1 while unknown) are what the
+    scheduler itself uses to estimate durations, and are not documented.
+    """
+    return dict(dask.run_on_scheduler(prefix_durations, prefixes=list(prefixes)))
+
+
+def prefix_durations(dask_scheduler: Any, prefixes: list[str]) -> dict[str, float]:
+    """On the scheduler: the known mean durations of `prefixes` (see `task_prefix_durations`)."""
+    known: dict[str, float] = {}
+    for name in prefixes:
+        prefix = dask_scheduler.task_prefixes.get(name)
+        average = getattr(prefix, "duration_average", -1)
+        if isinstance(average, (int, float)) and average >= 0:
+            known[name] = float(average)
+    return known

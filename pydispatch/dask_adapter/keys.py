@@ -64,7 +64,8 @@ def value_token(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _prefix(label: str) -> str:
+def label_prefix(label: str) -> str:
+    """The key prefix of nodes labelled `label` (dask groups tasks by key prefix)."""
     return _UNSAFE.sub("_", label).strip() or "node"
 
 
@@ -115,7 +116,7 @@ class KeyMaker:
             if node.key is not None:
                 return node.key
             if not node.pure:
-                return f"{_prefix(node.label)}-{uuid.uuid4().hex}"
+                return f"{label_prefix(node.label)}-{uuid.uuid4().hex}"
         if isinstance(node, DataNode):
             return f"data-{value_token(node.value)}"
         func, args, kwargs = node.call()
@@ -129,7 +130,7 @@ class KeyMaker:
             sorted((k, v) for k, v in kwargs.items() if not isinstance(v, DispatchNode)),
             sorted((k, self(v)) for k, v in kwargs.items() if isinstance(v, DispatchNode)),
         )
-        return f"{_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
+        return f"{label_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
 
 
 def get_key(node: DispatchNode) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
@@ -11,8 +13,10 @@ from dask.task_spec import GraphNode, Task, TaskRef
 
 from ..graph import DataNode, DispatchNode
 from ..retry import RetryPolicy
-from .keys import KeyMaker
+from .blocks import Guarded, Member, Ref, RunBlock, constant, pick
+from .keys import KeyMaker, label_prefix
 from .shipping import Shipper
+from .transfer import function_name
 
 
 class Retrying:
@@ -27,40 +31,137 @@ class Retrying:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.policy.call(self.func, *args, **kwargs)
 
+    def __dask_tokenize__(self) -> Any:
+        return ("pydispatch.Retrying", id(self.policy), self.func)
 
-def build_tasks(
-    nodes: Iterable[DispatchNode],
-    keys: KeyMaker,
-    given: Mapping[DispatchNode, Any],
-    ship: Shipper,
-    policy: RetryPolicy | None,
-    skip: Callable[[str], bool] = lambda key: False,
-) -> dict[str, GraphNode]:
-    """The dask tasks of `nodes` (dependencies first), except keys `skip` accepts."""
-    tasks: dict[str, GraphNode] = {}
-    for node in nodes:
-        key = keys(node)
-        if key in tasks or skip(key):
-            continue
-        if node in given:
-            tasks[key] = DaskDataNode(key, given[node])
-        elif isinstance(node, DataNode):
-            tasks[key] = DaskDataNode(key, node.value)
-        else:
-            func, args, kwargs = node.call()
-            func = ship(func)
-            if policy is not None:
-                func = Retrying(policy, func)
-            tasks[key] = cast(Any, Task)(
-                key,
-                func,
-                *[TaskRef(keys(a)) if isinstance(a, DispatchNode) else a for a in args],
-                **{
-                    k: TaskRef(keys(v)) if isinstance(v, DispatchNode) else v
-                    for k, v in kwargs.items()
-                },
-            )
-    return tasks
+
+def fused_key(members: Sequence[str], label: str, keep: frozenset[str] | None) -> str:
+    """The key of the block of node keys `members`: its content, under the last label."""
+    digest = hashlib.sha1("\x00".join(members).encode())
+    if keep is not None:
+        digest.update(b"\x01" + "\x00".join(sorted(keep)).encode())
+    return f"{label_prefix(label)}-fused-{digest.hexdigest()[:32]}"
+
+
+class TaskBuilder:
+    """Builds the dask tasks of groups of nodes (see `fusion.plan_groups`), one update.
+
+    A group of one node is a task of its own, keyed by the node's key, whose value is
+    the node's value; a larger group is a block task (see `blocks.RunBlock`).
+    `holder_of` gives the task key holding an already submitted node key; `keep`
+    says which members' values blocks return (None: all of them).
+    """
+
+    def __init__(
+        self,
+        keys: KeyMaker,
+        given: Mapping[DispatchNode, Any],
+        ship: Shipper,
+        ship_checked: Shipper,
+        policy: RetryPolicy | None,
+        holder_of: Callable[[str], str | None],
+        keep: Callable[[str], bool] | None = None,
+        guarded: frozenset[str] = frozenset(),
+    ):
+        self.keys = keys
+        self.given = given
+        self.ship = ship
+        self.ship_checked = ship_checked
+        self.policy = policy
+        self.holder_of = holder_of
+        self.keep = keep
+        self.guarded = guarded
+        """Node keys of unfused nodes a block needs: their failures become values."""
+        self.tasks: dict[str, GraphNode] = {}
+        self.holders: dict[str, str] = {}
+        """Node key -> key of the task of this update that computes it."""
+
+    def holder(self, key: str) -> str:
+        """The task key holding node `key` (its own key unless it is fused)."""
+        found = self.holders.get(key) or self.holder_of(key)
+        return key if found is None else found
+
+    def add(self, group: Sequence[DispatchNode], avoid: Callable[[str], bool]) -> str:
+        """Add the task of `group`; its task key (never one `avoid` accepts, for blocks)."""
+        if len(group) == 1:
+            node = group[0]
+            key = self.keys(node)
+            task_key = key
+            while avoid(task_key):  # a failed node run again: a fresh key, so dask runs it
+                task_key = f"{key}-{uuid.uuid4().hex}"
+            self.tasks[task_key] = self._single(node, task_key)
+            self.holders[key] = task_key
+            return task_key
+        member_keys = [self.keys(n) for n in group]
+        inside = set(member_keys)
+        keep = None if self.keep is None else frozenset(k for k in member_keys if self.keep(k))
+        key = fused_key(member_keys, group[-1].label, keep)
+        while avoid(key):  # a failed block run again: a fresh key, so dask computes it
+            key = f"{key}-{uuid.uuid4().hex}"
+        sources: list[str] = []
+        where: dict[str, int] = {}
+        slot: dict[str, int] = {}
+        members = []
+        for node, node_key in zip(group, member_keys, strict=True):
+            member = self._member(node, node_key)
+            for ref in member.refs:
+                if ref in inside or ref in where:
+                    continue
+                holder = self.holder(ref)
+                if holder not in slot:
+                    slot[holder] = len(sources)
+                    sources.append(holder)
+                where[ref] = slot[holder]
+            members.append(member)
+        run = RunBlock(tuple(members), where, keep)
+        self.tasks[key] = cast(Any, Task)(key, run, *[TaskRef(s) for s in sources])
+        for node_key in member_keys:
+            self.holders[node_key] = key
+        return key
+
+    def _member(self, node: DispatchNode, key: str) -> Member:
+        if node in self.given:
+            return Member(key, node.label, constant, (self.given[node],), {})
+        if isinstance(node, DataNode):
+            return Member(key, node.label, constant, (node.value,), {})
+        func, args, kwargs = node.call()
+        name = function_name(func)
+        func = self.ship(func)
+        if self.policy is not None:
+            func = Retrying(self.policy, func)
+        return Member(
+            key,
+            node.label,
+            func,
+            tuple(Ref(self.keys(a)) if isinstance(a, DispatchNode) else a for a in args),
+            {k: Ref(self.keys(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
+            name,
+        )
+
+    def _ref(self, node: DispatchNode) -> Any:
+        key = self.keys(node)
+        holder = self.holder(key)
+        if holder == key and key not in self.guarded:
+            return TaskRef(key)
+        return Task(f"{key}-pick", pick, TaskRef(holder), key)
+
+    def _single(self, node: DispatchNode, key: str) -> GraphNode:
+        if node in self.given:
+            return DaskDataNode(key, self.given[node])
+        if isinstance(node, DataNode):
+            return DaskDataNode(key, node.value)
+        func, args, kwargs = node.call()
+        func = self.ship_checked(func)
+        if self.policy is not None:
+            func = Retrying(self.policy, func)
+        if self.keys(node) in self.guarded:
+            func = Guarded(func)
+        return cast(Any, Task)(
+            key,
+            func,
+            *[self._ref(a) if isinstance(a, DispatchNode) else a for a in args],
+            **{k: self._ref(v) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
+        )
 
 
 def with_annotations(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import queue
 import ssl
@@ -10,15 +11,17 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import distributed
 from distributed import Future
 
-from ..dask_adapter.client import Client, remote_trace
+from ..dask_adapter.blocks import BlockWithErrors, Failure, Upstream, entry_of, failed_in
+from ..dask_adapter.client import Client, Keep, remote_trace
 from ..dask_adapter.compat import cancel_reason
+from ..dask_adapter.fusion import Durations
 from ..dask_adapter.session import SchedulerTarget
 from ..dask_adapter.shipping import ShipMode
 from ..errors import (
@@ -28,9 +31,10 @@ from ..errors import (
     RunTimeoutError,
     SchedulerLostError,
 )
-from ..graph import DispatchNode
+from ..graph import DispatchGraph, DispatchNode
 from ..plan import Plan
 from ..progress import NoProgress, Progress
+from ..results import RunResults
 from ..retry import Backoff, RetryPredicate
 from .base import Executor, RunReport
 
@@ -41,14 +45,34 @@ CHECK_EVERY = 2.0
 LOST = "scheduler-connection-lost"
 """dask's reason for cancelling every future of a client that lost its scheduler."""
 
+KEEPS = ("all", "outputs")
+"""The values `keep=` accepts."""
+
+FLAWED = (BlockWithErrors, Failure)
+"""Types of finished tasks in which a node failed (a block, or a guarded unfused node)."""
+
+_RUN_KEEP: contextvars.ContextVar[Keep | None] = contextvars.ContextVar("keep", default=None)
+"""The `keep=` of the run in progress in this thread (None: the executor's)."""
+
+
+def failed(future: Future) -> bool:
+    """Whether a finished task failed, or is a block in which a node failed."""
+    return future.status == "error" or (future.status == "finished" and future.type in FLAWED)
+
+
+def _check_keep(keep: Any) -> Keep:
+    if keep not in KEEPS:
+        raise ValueError(f"keep must be 'all' or 'outputs', got {keep!r}")
+    return keep
+
 
 def _sink_futures(
     plan: Plan, keys: Callable[[DispatchNode], str], futures: dict[str, Future]
 ) -> list[Future]:
     """The futures of the nodes nothing else in the plan depends on."""
     needed = {id(dep) for node in plan.order for dep in plan.dependencies(node)}
-    sinks = {keys(node) for node in plan.order if id(node) not in needed}
-    return [futures[key] for key in sinks]
+    sinks = {id(f): f for f in (futures[keys(n)] for n in plan.order if id(n) not in needed)}
+    return list(sinks.values())
 
 
 DASHBOARD_PROBE_TIMEOUT = 5.0
@@ -149,7 +173,7 @@ class _Watch:
         self.remaining -= 1
         if future.status == "cancelled" and cancel_reason(future) == LOST:
             self.lost = True
-        if future.status == "error" and self.first_error is None:
+        if failed(future) and self.first_error is None:
             self.first_error = future
         if self.on_finished is not None:
             self.on_finished(future)
@@ -166,6 +190,53 @@ class _Watch:
         return True
 
 
+class _Releaser:
+    """keep="outputs": drops each intermediate task of a run once every task needing it is done.
+
+    What dask itself does with a graph's intermediates. Only tasks created for this
+    run, finished without a failure, and not holding an output, are dropped.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        plan: Plan,
+        keys: Callable[[DispatchNode], str],
+        futures: dict[str, Future],
+        created: Mapping[int, Future],
+    ):
+        self.client = client
+        self.outputs = {id(futures[keys(n)]) for n in plan.outputs}
+        self.created = created
+        self.waiting: dict[int, int] = {}
+        self.needs: dict[int, dict[int, Future]] = {}
+        self.nodes_of: dict[int, list[DispatchNode]] = {}
+        for node in plan.order:
+            task = futures[keys(node)]
+            self.nodes_of.setdefault(id(task), []).append(node)
+            needs = self.needs.setdefault(id(task), {})
+            for dep in plan.dependencies(node):
+                source = futures[keys(dep)]
+                if source is not task and id(source) not in needs:
+                    needs[id(source)] = source
+                    self.waiting[id(source)] = self.waiting.get(id(source), 0) + 1
+        self.released: set[int] = set()
+
+    def finished(self, future: Future) -> None:
+        """`future` is done: drop what only it still needed."""
+        for source in self.needs.pop(id(future), {}).values():
+            self.waiting[id(source)] -= 1
+            if (
+                self.waiting[id(source)] == 0
+                and id(source) in self.created
+                and id(source) not in self.outputs
+                and source.status == "finished"
+                and source.type not in FLAWED
+            ):
+                self.released.add(id(source))
+                self.client.release_task(source, self.nodes_of[id(source)])
+
+
 class DaskExecutor(Executor):
     """Runs graphs on the dask scheduler at `scheduler_address`.
 
@@ -176,6 +247,12 @@ class DaskExecutor(Executor):
 
     Each run becomes one dask graph sent in one update; results stay on the
     cluster until asked for (`node.result()`), cancelled, or `reset()`.
+
+    `fuse=True` (the default) runs linear chains, and blocks of nodes known to be
+    short, as one dask task each (every node keeps its own result, error, retries
+    and progress); `task_durations` declares seconds per node label. `keep="all"`
+    (the default) keeps every node's result on the cluster until `reset()`;
+    `keep="outputs"` keeps only the outputs' (also per run: `run(..., keep=)`).
     """
 
     def __init__(
@@ -189,8 +266,17 @@ class DaskExecutor(Executor):
         connect_timeout: float = 10.0,
         security: Any = None,
         ship_functions: ShipMode = "auto",
+        fuse: bool = True,
+        keep: Keep = "all",
+        task_durations: Mapping[str, float] | None = None,
     ):
         super().__init__(retries, retry_on, backoff=backoff)
+        if not isinstance(fuse, bool):
+            raise TypeError(f"fuse must be True or False, got {fuse!r}")
+        self.keep: Keep = _check_keep(keep)
+        """What runs leave on the cluster by default: "all" results, or the "outputs"'."""
+        self.durations = Durations(task_durations)
+        """What the executor knows of node durations, by label (kept across `reset()`)."""
         self._target = scheduler_address
         self._client_options: dict[str, Any] = {
             "scheduler_file": scheduler_file,
@@ -200,6 +286,8 @@ class DaskExecutor(Executor):
             "retry_policy": self._policy
             if self._policy.retries and self._policy.retry_on
             else None,
+            "fuse": fuse,
+            "durations": self.durations,
         }
         self._cluster: Any = None
         self._dashboard: tuple[Client, Dashboard] | None = None
@@ -218,6 +306,9 @@ class DaskExecutor(Executor):
         backoff: Backoff | None = None,
         connect_timeout: float = 10.0,
         ship_functions: ShipMode = "auto",
+        fuse: bool = True,
+        keep: Keep = "all",
+        task_durations: Mapping[str, float] | None = None,
         **cluster_options: Any,
     ) -> DaskExecutor:
         """An executor owning an embedded cluster: a scheduler and worker processes on 127.0.0.1.
@@ -239,6 +330,9 @@ class DaskExecutor(Executor):
                 connect_timeout=connect_timeout,
                 ship_functions=ship_functions,
                 security=security,
+                fuse=fuse,
+                keep=keep,
+                task_durations=task_durations,
             )
         except BaseException:
             cluster.close()
@@ -286,6 +380,36 @@ class DaskExecutor(Executor):
             return _no_dashboard(self.scheduler_address)
         return probe_dashboard(str(link), self.scheduler_address)
 
+    @property
+    def fuse(self) -> bool:
+        """Whether runs fuse chains and blocks of short nodes into fewer dask tasks."""
+        return bool(self._client_options["fuse"])
+
+    def run(
+        self,
+        graph_or_nodes: DispatchGraph | DispatchNode | Iterable[DispatchNode],
+        inputs: Iterable[DispatchNode] = (),
+        *,
+        input_map: Mapping[DispatchNode, Any] | None = None,
+        throw_error: bool = True,
+        timeout: float | None = None,
+        progress: bool | Progress = False,
+        keep: Keep | None = None,
+    ) -> RunResults:
+        """`Executor.run`; `keep` ("all" or "outputs") overrides the executor's for this run."""
+        token = _RUN_KEEP.set(None if keep is None else _check_keep(keep))
+        try:
+            return super().run(
+                graph_or_nodes,
+                inputs,
+                input_map=input_map,
+                throw_error=throw_error,
+                timeout=timeout,
+                progress=progress,
+            )
+        finally:
+            _RUN_KEEP.reset(token)
+
     def _execute(
         self, plan: Plan, *, throw_error: bool, timeout: float | None, progress: Progress
     ) -> RunReport:
@@ -304,28 +428,44 @@ class DaskExecutor(Executor):
                 f"before this run (client {status}); check that the scheduler is running, "
                 "then call executor.reset() or create a new executor"
             )
-        keys, futures = self.client.submit_plan(plan)
-        on_finished = None
+        keep = _RUN_KEEP.get() or self.keep
+        keys, futures, created = self.client.submit_plan(plan, keep=keep)
+        tasks = list({id(f): f for f in futures.values()}.values())
+        callbacks: list[Callable[[Future], None]] = []
+        releaser = None
+        if keep == "outputs":
+            releaser = _Releaser(self.client, plan, keys, futures, created)
+            callbacks.append(releaser.finished)
         if not isinstance(progress, NoProgress):
-            nodes_of: dict[str, list[DispatchNode]] = {}
+            nodes_of: dict[int, list[DispatchNode]] = {}
             for node in plan.order:
-                nodes_of.setdefault(keys(node), []).append(node)
+                nodes_of.setdefault(id(futures[keys(node)]), []).append(node)
 
-            def on_finished(future: Future) -> None:
-                for node in nodes_of[cast(str, future.key)]:
-                    progress.node_finished(node, future.status == "finished")
+            def report_progress(future: Future) -> None:
+                holder = None
+                if future.status == "finished" and future.type in FLAWED:
+                    holder = self.client.holder_values([future]).get(id(future))
+                for node in nodes_of[id(future)]:
+                    ok = future.status == "finished" and not failed_in(holder, keys(node))
+                    progress.node_finished(node, ok)
+
+            callbacks.insert(0, report_progress)
+        on_finished: Callable[[Future], None] | None = None
+        if callbacks:
+
+            def every_callback(future: Future) -> None:
+                for callback in callbacks:
+                    callback(future)
+
+            on_finished = every_callback
 
         deadline = None if timeout is None else time.monotonic() + timeout
         # Without a progress display, watching the sinks is enough at first: a sink is
         # done only once everything it depends on is. Stragglers are watched after.
-        first = (
-            list(futures.values())
-            if on_finished is not None
-            else _sink_futures(plan, keys, futures)
-        )
+        first = tasks if on_finished is not None else _sink_futures(plan, keys, futures)
         watch = self._watch(first, throw_error, on_finished, plan, deadline, timeout)
         while not (throw_error and watch.first_error is not None) and not watch.lost:
-            stragglers = [f for f in futures.values() if not f.done()]
+            stragglers = [f for f in tasks if not f.done()]
             if not stragglers:
                 break
             first_error = watch.first_error
@@ -333,14 +473,18 @@ class DaskExecutor(Executor):
             watch.first_error = first_error or watch.first_error
         if watch.lost or (
             self.client.dask_client.status != "running"
-            and any(f.status == "cancelled" for f in futures.values())
+            and any(f.status == "cancelled" for f in tasks)
         ):
-            raise self._lost_error(futures.values(), plan)
+            raise self._lost_error(tasks, plan)
         if throw_error and watch.first_error is not None:
             pending = [n for n in plan.order if not futures[keys(n)].done()]
             if pending:
                 self.client.cancel(pending)
-        return self._report(plan, keys, futures, watch.first_error)
+        released = set() if releaser is None else releaser.released
+        report = self._report(plan, keys, futures, tasks, watch.first_error, released)
+        if keep == "outputs":
+            self.client.release_intermediates(plan, keys, created)
+        return report
 
     def _watch(
         self,
@@ -428,34 +572,57 @@ class DaskExecutor(Executor):
         plan: Plan,
         keys: Callable[[DispatchNode], str],
         futures: dict[str, Future],
+        tasks: list[Future],
         first_error: Future | None,
+        released: set[int],
     ) -> RunReport:
         report = RunReport()
         errors: dict[DispatchNode, DependencyError] = {}
+        # blocks in which a node failed: their values say which, fetched in one round trip
+        flawed = [f for f in tasks if f.status == "finished" and f.type in FLAWED]
+        blocks = self.client.holder_values(flawed) if flawed else {}
         for node in plan.order:
-            future = futures[keys(node)]
-            if future.status == "cancelled" and not self.client.is_cancelled(keys(node)):
+            key = keys(node)
+            future = futures[key]
+            if id(future) in released:  # finished well, then dropped (keep="outputs")
+                continue
+            own: DependencyError | None = None
+            if future.status == "cancelled" and not self.client.is_cancelled(key):
                 # cancelled by someone else (another client, or dask itself)
                 cancelled = CancelledError(
                     f"node {node.label!r} was cancelled on the cluster before it finished "
                     f"({cancel_reason(future) or 'no reason given'}); run it again"
                 )
-                error = DependencyError(cancelled, "", node)
-            elif future.status != "error":
-                continue
+                own = DependencyError(cancelled, "", node)
+            elif future.status == "error":
+                pass
+            elif id(future) in blocks:
+                entry = entry_of(blocks[id(future)], key)
+                if isinstance(entry, Failure):
+                    own = DependencyError(entry.error, entry.trace, node)
+                elif not isinstance(entry, Upstream):
+                    continue
             else:
-                failed_dep = next((d for d in plan.dependencies(node) if d in errors), None)
-                if failed_dep is not None:
-                    upstream = errors[failed_dep]
-                    error = DependencyError(upstream, upstream.trace, node)
-                else:
-                    error = DependencyError(future.exception(), remote_trace(future), node)
+                continue
+            failed_dep = next((d for d in plan.dependencies(node) if d in errors), None)
+            if own is not None:
+                error = own
+            elif failed_dep is not None:
+                upstream = errors[failed_dep]
+                error = DependencyError(upstream, upstream.trace, node)
+            else:
+                error = DependencyError(future.exception(), remote_trace(future), node)
             errors[node] = error
             outcome = node.outcome
             if outcome is not None and hasattr(outcome, "error"):
                 outcome.error = error
+        batch = self.client.batch_outputs(plan.outputs)
+        for future in flawed:
+            batch.put(future, blocks[id(future)])
         if first_error is not None:
-            first = errors[next(n for n in plan.order if keys(n) == first_error.key)]
+            first = next(
+                errors[n] for n in plan.order if futures[keys(n)] is first_error and n in errors
+            )
             report.first_failure = first.origin
         for node, error in errors.items():
             report.fail(node, error)
