@@ -217,6 +217,19 @@ def test_juliacall_backend_refuses_a_process_where_julia_started_elsewhere(
         JuliacallBackend().start()
 
 
+def test_readme_does_not_advise_importing_juliacall_before_the_worker_starts() -> None:
+    # Importing juliacall early (sitecustomize) starts Julia on the main thread, which
+    # the backend refuses (the test above): the README's GLIBCXX fix is LD_PRELOAD only.
+    from tests.julia_helpers import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Julia", 1)[1].split("\n## ", 1)[0]
+    (item,) = [i for i in section.split("\n- ") if "GLIBCXX" in i]
+    assert "LD_PRELOAD" in item
+    assert "Do not import juliacall" in item
+    assert "put `import juliacall` first" not in section
+
+
 def test_an_exception_whose_str_fails_still_reaches_the_caller(
     runtime: JuliaRuntime, backend: FakeBackend
 ) -> None:
