@@ -251,7 +251,8 @@ function deserialize_loading(data::Vector{UInt8})
     # `KeyError(::PkgId)` for a package that is not loaded (Julia stdlib/Serialization).
     for _ in 1:64
         try
-            return Base.invokelatest(deserialize, IOBuffer(data))
+            # A `Py` inside is unpickled (`deserialize_py`): needs the GIL (`with_gil`).
+            return with_gil(() -> Base.invokelatest(deserialize, IOBuffer(data)))
         catch e
             (e isa KeyError && e.key isa Base.PkgId) || rethrow()
             require(e.key)
@@ -273,6 +274,16 @@ end
 # function form of `PythonCall.GIL.@unlock` (PythonCall.jl src/GIL/GIL.jl), which
 # exists since PythonCall 0.9.22.
 unlocked(f) = PythonCall.GIL.unlock(f)
+
+# Run `f` holding the GIL, whether or not this thread holds it now. In PythonCall's
+# src/GIL/GIL.jl, `GIL.unlock` is `PyEval_SaveThread`/`PyEval_RestoreThread` and
+# `GIL.lock` is `PyGILState_Ensure`/`PyGILState_Release`. Ensure on a thread whose
+# state was saved by PyEval_SaveThread re-takes the GIL with that same thread state,
+# and Release saves it again; on a thread that already holds the GIL, Ensure only
+# counts (CPython Python/pystate.c, PyGILState_Ensure). This runs in the same Julia
+# task as the `unlocked` around it and does not yield, so it stays on the owner
+# thread (the PythonCall.jl#809 caveat, task migration, does not arise).
+with_gil(f) = PythonCall.GIL.lock(f)
 
 """
     invoke_task(request) -> Py

@@ -6,7 +6,16 @@ import Dispatcher
 import DispatchBridge
 import ResultTypes
 using DispatchBridge: @everywhere
-using PythonCall: PyException, pybuiltins, pyconvert, pyimport, pyis, pylist, pytuple
+using PythonCall:
+    Py,
+    PyException,
+    pybuiltins,
+    pyconvert,
+    pyimport,
+    pyis,
+    pylist,
+    pystr,
+    pytuple
 using Sockets: IPv4
 using Test: @test, @test_throws, @testset
 
@@ -93,8 +102,8 @@ const RUN_TIMEOUT = 300
 
     @testset "invoke_task resolves, calls and encodes" begin
         box = pyimport("pydispatch.julia.backends")._Box
-        call(f, args...) = DB.invoke_task(box(pytuple((
-            DB.pyobj(first(DB.funcspec(f))),
+        call(f, args...; nogil = true) = DB.invoke_task(box(pytuple((
+            DB.pyobj(first(DB.funcspec(f; nogil = nogil))),
             pylist(DB.totagged(a) for a in args),
             pylist(),
         ))))
@@ -111,6 +120,19 @@ const RUN_TIMEOUT = 300
         big_err = call(x -> throw(BoundsError(zeros(10^6), 0)), 1)
         @test pyconvert(String, big_err[1]) == "BoundsError"
         @test pyis(big_err[4], pybuiltins.None) # over the payload cap: text only
+
+        # A value holding a Py is a blob: pickled and unpickled with the GIL held,
+        # though the worker decodes arguments and encodes results with it released.
+        held = DB.fromtagged(call(() -> Ref(pystr("held"))))
+        @test held isa Base.RefValue{Py}
+        @test pyconvert(String, held[]) == "held"
+        @test DB.fromtagged(call(r -> r isa Base.RefValue{Py}, Ref(pystr("arg")))) === true
+        # A Python error is shown and pickled with the GIL held too.
+        pyerr = call(() -> pyimport("operator").truediv(1, 0); nogil = false)
+        @test pyconvert(String, pyerr[0]) == "error"
+        @test occursin("PyException", pyconvert(String, pyerr[1]))
+        @test occursin("ZeroDivisionError", pyconvert(String, pyerr[2]))
+        @test !pyis(pyerr[4], pybuiltins.None)
     end
 
     @testset "Address" begin
