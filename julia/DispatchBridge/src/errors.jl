@@ -70,7 +70,11 @@ with or without the GIL: it takes the GIL itself (`with_gil`), because a
 `PyException` (or an exception holding a `Py`) pickles when serialized and calls
 Python when shown (PythonCall src/Compat/serialization.jl; src/Core/err.jl).
 """
-error_tree(e, bt) = with_gil(() -> error_tree_gil(e, bt))
+error_tree(e, bt) = with_gil(() -> Base.invokelatest(error_tree_gil, e, bt))
+# `invokelatest`: a task may load a package (or `@everywhere` may define methods)
+# in this very call, and its `showerror`/`serialize` methods are newer than the
+# caller's world; without it Julia would not see them (world age, Julia manual
+# "Redefining Methods").
 
 function error_tree_gil(e, bt)
     payload = try

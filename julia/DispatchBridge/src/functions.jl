@@ -319,8 +319,9 @@ function run_call(spec::Tuple, args, kwargs)
     ok, prepared = unlocked() do
         guarded() do
             f = resolve(spec)
-            xs = Any[fromtree(a) for a in args]
-            kws = Pair{Symbol, Any}[Symbol(kv[1]) => fromtree(kv[2]) for kv in kwargs]
+            # `resolve` may have loaded packages: decode (and below, encode) in the
+            # newest world, so their methods (`hash`, `serialize`, ...) are seen.
+            xs, kws = Base.invokelatest(decode_args, args, kwargs)
             (f, xs, kws)
         end
     end
@@ -329,8 +330,14 @@ function run_call(spec::Tuple, args, kwargs)
     call = () -> Base.invokelatest(f, xs...; kws...)
     ok, result = spec[end] === true ? unlocked(() -> guarded(call)) : guarded(call)
     ok || return result
-    _, tree = unlocked(() -> guarded(() -> totree(result)))
+    _, tree = unlocked(() -> guarded(() -> Base.invokelatest(totree, result)))
     return tree # the result's tree, or the error tree of a failed encoding
+end
+
+function decode_args(args, kwargs)
+    xs = Any[fromtree(a) for a in args]
+    kws = Pair{Symbol, Any}[Symbol(kv[1]) => fromtree(kv[2]) for kv in kwargs]
+    return xs, kws
 end
 
 function run_eval(spec::Tuple)

@@ -127,6 +127,24 @@ const RUN_TIMEOUT = 300
         @test held isa Base.RefValue{Py}
         @test pyconvert(String, held[]) == "held"
         @test DB.fromtagged(call(r -> r isa Base.RefValue{Py}, Ref(pystr("arg")))) === true
+        # An error type (and its showerror) defined during the call is shown with
+        # its own method: error trees are built in the newest world.
+        newer = call() do
+            Core.eval(
+                Main,
+                quote
+                    struct NewerError <: Exception end
+                    Base.showerror(io::IO, ::NewerError) = print(
+                        io,
+                        "shown in the newest world",
+                    )
+                end,
+            )
+            # Julia >= 1.12: bindings are world-aged, so look the new type up in the newest world.
+            T = Base.invokelatest(getglobal, Main, :NewerError)
+            throw(Base.invokelatest(T))
+        end
+        @test pyconvert(String, newer[2]) == "shown in the newest world"
         # A Python error is shown and pickled with the GIL held too.
         pyerr = call(() -> pyimport("operator").truediv(1, 0); nogil = false)
         @test pyconvert(String, pyerr[0]) == "error"
