@@ -170,6 +170,15 @@ const RUN_TIMEOUT = 300
         )
         worker = nothing
         try
+            # A worker process that exits at once fails `Worker` at once, not at the
+            # timeout (the exit is noticed while Python polls the scheduler).
+            elapsed = @elapsed @test_throws ErrorException DB.Worker(
+                address;
+                python = Sys.which("false"),
+                timeout = 900,
+            )
+            @test elapsed < 120
+
             # Inside Pkg.test: the worker's environment must still find the stdlib.
             worker = DB.Worker(address; timeout = 900)
             @test startswith(worker.address, "tcp://127.0.0.1:")
