@@ -101,6 +101,32 @@ def test_closure_needs_are_checked_and_satisfied_by_a_block() -> None:
     everywhere.check_available(graph)  # the recorded block provides both
 
 
+def test_julia_values_that_need_main_names_are_checked_too() -> None:
+    # What DispatchBridge passes for `Op(map, slowinc, xs)`, `DataNode(Scale(2))`, an
+    # `IndexNode` with a Main index and an `Op(PyFunc(...), Scale(2))`: the function
+    # (Base.map, getindex, a Python callable) needs nothing, its values do.
+    from pydispatch.julia import hostapi
+
+    mapped = hostapi.julia_op(
+        ("ref", "Base.map", "", True), "map", [("int", 1)], {}, [], ["slowinc"]
+    )
+    data = hostapi.data_node(("int", 2), ["Scale"])
+    indexed = hostapi.index_node(hostapi.data_node(("int", 3)), ("int", 1), "getindex", ["Key"])
+    pyop = hostapi.python_op(max, "max", [data], {"k": ("int", 1)}, ["Weight"])
+    graph = [mapped, indexed, pyop]
+    with pytest.raises(UnavailableFunctionError) as info:
+        everywhere.check_available(graph)
+    assert info.value.missing == {
+        "map": ("slowinc",),
+        "getindex": ("Key",),
+        "max": ("Weight",),
+        str(data.label): ("Scale",),
+    }
+    everywhere.check_available(graph, provided={"slowinc", "Scale", "Key", "Weight"})
+    # Nodes without value needs record nothing.
+    assert everywhere._julia_needs([hostapi.data_node(("int", 4))]) == []
+
+
 def test_main_names_are_not_part_of_identity_but_survive_pickling() -> None:
     import pickle
 

@@ -96,6 +96,24 @@ const RUN_TIMEOUT = 300
         @test DB.main_names(Scale(2)) == ["Scale"]
         p = Scale(3)
         @test DB.main_names(x -> p(x)) == ["Scale"] # a captured value of a Main type
+        # Functions that are not references: what they hold is looked into.
+        @test DB.main_names(slowinc ∘ slowadd) == ["slowadd", "slowinc"]
+        @test DB.main_names(Base.Fix1(slowadd, 1)) == ["slowadd"]
+        @test DB.main_names(Base.Fix2(max, Scale(2))) == ["Scale"]
+        # Values (Op arguments, DataNode data) go by Serialization too.
+        @test DB.value_names(slowinc) == ["slowinc"]
+        @test DB.value_names(Scale(2)) == ["Scale"]
+        @test DB.value_names(Scale) == ["Scale"]
+        @test DB.value_names(Any[1, "a", Scale(2)]) == ["Scale"]
+        @test DB.value_names(Dict("f" => slowinc)) == ["slowinc"]
+        @test DB.value_names(Scale[]) == ["Scale"] # the element type travels too
+        @test DB.value_names((1, 2.0, "x", :y, [1, 2])) == String[]
+        @test DB.value_names(max) == String[]
+        # Bounded: bits arrays are skipped, other big or deep values are cut short.
+        @test DB.value_names(zeros(10^6)) == String[]
+        @test DB.value_names(Any[0 for _ in 1:(10^6)]) == String[]
+        deep = foldl((acc, _) -> Any[acc], 1:10^5; init = Any[])
+        @test DB.value_names(deep) == String[]
         @test "slowadd" in DB.available_names()
         @test "OFFSET" in DB.available_names()
     end
@@ -233,6 +251,22 @@ const RUN_TIMEOUT = 300
                 [Dispatcher.Op(local_only, 1)];
                 timeout = RUN_TIMEOUT,
             )
+
+            # ... and so does one passed as an argument, composed, or held by data.
+            for node in (
+                    Dispatcher.Op(map, local_only, [1, 2]),
+                    Dispatcher.Op(local_only ∘ slowinc, 1),
+                    Dispatcher.Op(Base.Fix2(local_only, 1)),
+                    Dispatcher.DataNode(Scale(2)),
+                    Dispatcher.Op(slowsum, Dispatcher.DataNode(1); w = Scale(1)),
+                    Dispatcher.Op(DB.PyFunc(pybuiltins.repr), Scale(2)),
+                )
+                @test_throws DB.UnavailableFunctionError DB.run!(
+                    exec,
+                    [node];
+                    timeout = RUN_TIMEOUT,
+                )
+            end
 
             # IndexNode: Julia's getindex on the Julia value, 1-based.
             mat = Dispatcher.Op(() -> [1 2; 3 4])
