@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.util
 import os
 import sys
 import threading
@@ -25,6 +26,7 @@ __all__ = [
     "FakeJuliaException",
     "JuliacallBackend",
     "backend_from_env",
+    "backend_importable",
 ]
 
 BACKEND_ENV = "PYDISPATCH_JULIA_BACKEND"
@@ -40,6 +42,18 @@ def backend_from_env() -> Any:
         extra = os.environ.get(FAKE_FUNCTIONS_ENV)
         return FakeBackend(_load_object(extra) if extra else None)
     raise JuliaRuntimeError(f"{BACKEND_ENV}={name!r}: expected 'juliacall' or 'fake'")
+
+
+def backend_importable() -> bool:
+    """Whether this process could start the configured backend's Julia at all.
+
+    False when the backend is juliacall and juliacall is not installed: a worker in
+    a Python environment without the ``[julia]`` extra. Does not start Julia.
+    """
+    name = os.environ.get(BACKEND_ENV, "juliacall").strip().lower()
+    if name != "juliacall":
+        return True
+    return "juliacall" in sys.modules or importlib.util.find_spec("juliacall") is not None
 
 
 def _load_object(path: str) -> Any:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 import uuid
 import weakref
@@ -37,6 +38,8 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .values import UnavailableFunctionError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "EverywherePlugin",
@@ -120,8 +123,20 @@ class EverywherePlugin(WorkerPlugin):
         self.name = name
 
     async def setup(self, worker: Any) -> None:
-        from .runtime import start_runtime
+        from .backends import backend_importable
+        from .runtime import current_runtime, start_runtime
 
+        if current_runtime() is None and not backend_importable():
+            # A worker of a mixed cluster whose Python has no juliacall: failing here
+            # would make `register_plugin` raise on the client and fail the Julia run
+            # for the whole cluster. Skip it; it keeps running Python tasks (a Julia
+            # task that lands here fails with JuliaRuntimeError: README "Julia").
+            logger.warning(
+                "worker %s cannot run Julia (juliacall is not installed in its Python): "
+                "@everywhere blocks skipped; it stays usable for Python tasks",
+                getattr(worker, "address", worker),
+            )
+            return
         loop = asyncio.get_running_loop()
         # Idempotent; with the preload the runtime is already up. Otherwise Julia
         # starts here, off the event loop.
