@@ -27,6 +27,7 @@ __all__ = [
     "JuliacallBackend",
     "backend_from_env",
     "backend_importable",
+    "drop_juliacall_wrappers",
 ]
 
 BACKEND_ENV = "PYDISPATCH_JULIA_BACKEND"
@@ -139,6 +140,29 @@ class OwnerExitHook:
         event.wait(self.wait)  # bounded: never hang the process's exit
 
 
+def drop_juliacall_wrappers() -> int:
+    """Drop the Julia values juliacall's module holds (``Main``, ``Base``, ...); how many.
+
+    Call it on the owner thread before Julia's exit hooks run. A juliacall wrapper's
+    ``tp_dealloc`` is a Julia ``@cfunction`` (PythonCall.jl src/JlWrap/C.jl,
+    ``_pyjl_dealloc``). Left in the module, these wrappers would be freed during
+    Python's finalization, on the main thread (not the one that started Julia)
+    and after Julia's exit hooks ran. PythonCall puts ``ValueBase`` (the wrappers'
+    base type) and ``Core``/``Base``/``Main``/``PythonCall`` on the module
+    (src/JlWrap/base.jl, src/JlWrap/JlWrap.jl ``__init__``); juliacall caches
+    ``_newmodule``/``_convert`` there. Wrappers held elsewhere (by user code) are
+    not reachable from here.
+    """
+    juliacall = sys.modules.get("juliacall")
+    base = getattr(juliacall, "ValueBase", None)
+    if juliacall is None or not isinstance(base, type):
+        return 0
+    names = [k for k, v in list(vars(juliacall).items()) if isinstance(v, base)]
+    for name in names:
+        setattr(juliacall, name, None)
+    return len(names)
+
+
 class JuliacallBackend:
     """Real Julia through juliacall; juliacall is imported on the owner thread only."""
 
@@ -197,6 +221,7 @@ class JuliacallBackend:
             # The process is exiting: drop the wrappers while Julia still runs (their
             # dealloc enters Julia), run Julia's exit hooks here, and stop serving.
             self._invoke = self._idle = None
+            drop_juliacall_wrappers()
             self.exit_hook.serve()
             raise JuliaRuntimeError("Julia exited (the process is exiting)")
         self._idle()
@@ -205,6 +230,7 @@ class JuliacallBackend:
         # Dropping the wrappers enters Julia: it happens here, on the owner thread,
         # before Julia's exit hooks run.
         self._invoke = self._idle = None
+        drop_juliacall_wrappers()
         if self.exit_hook is not None:
             # Julia's exit hooks (finalizers, atexit functions) run here, on the
             # thread that started Julia; juliacall's own atexit call is then a no-op.
