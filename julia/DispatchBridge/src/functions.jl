@@ -25,7 +25,16 @@ end
 "(qualified name, package uuid or \"\") for a named function or type, or `nothing`."
 function funcref(f)
     (f isa Function || f isa DataType) || return nothing
-    name = nameof(f)
+    # `nameof(f::Function)` reads a field of the type's name (`name.mt.name` up to
+    # Julia 1.11, `name.singletonname` later: base/reflection.jl); for a callable
+    # struct (`ComposedFunction`, `Base.Fix1`, ...) that is the type's name, which
+    # the identity check below rejects. Guarded in case a version lacks the field.
+    name = try
+        nameof(f)
+    catch
+        return nothing
+    end
+    name isa Symbol || return nothing
     startswith(string(name), '#') && return nothing
     mod = parentmodule(f)
     (isdefined(mod, name) && getglobal(mod, name) === f) || return nothing
