@@ -141,7 +141,9 @@ const RUN_TIMEOUT = 300
 
         # A value holding a Py is a blob: pickled and unpickled with the GIL held,
         # though the worker decodes arguments and encodes results with it released.
-        held = DB.fromtagged(call(() -> Ref(pystr("held"))))
+        # (`pystr` calls Python: that function runs with the GIL, `nogil = false`;
+        # the result is still encoded with it released.)
+        held = DB.fromtagged(call(() -> Ref(pystr("held")); nogil = false))
         @test held isa Base.RefValue{Py}
         @test pyconvert(String, held[]) == "held"
         @test DB.fromtagged(call(r -> r isa Base.RefValue{Py}, Ref(pystr("arg")))) === true
