@@ -7,6 +7,9 @@ defines becomes ``Main.<name>``, as a Julia block's definitions do.
 
 from __future__ import annotations
 
+import importlib.util
+import operator
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -99,6 +102,66 @@ def test_closure_needs_are_checked_and_satisfied_by_a_block() -> None:
     everywhere.check_available(graph, provided={"helper", "K"})
     everywhere.add_block(JuliaCode(b"x", ["helper", "K"]))
     everywhere.check_available(graph)  # the recorded block provides both
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("juliacall") is not None,
+    reason="needs a Python without juliacall (a non-Julia worker of a mixed cluster)",
+)
+def test_a_worker_without_juliacall_is_skipped_not_failed() -> None:
+    # A plain `dask worker` (no preload, the default juliacall backend) in a Python
+    # without juliacall: the plugin logs and skips it instead of failing
+    # `register_plugin` for the whole cluster; it still runs Python tasks.
+    everywhere.add_block(SLOWADD)
+    env = {"PYDISPATCH_JULIA_BACKEND": "juliacall"}
+    with dask_cluster(n_workers=1, worker_env=env, worker_args=()) as addr:
+        with Client(addr, timeout=30) as client:
+            client.wait_for_workers(1, timeout=30)
+            everywhere.attach(client)
+            assert client.submit(operator.add, 1, 2, pure=False).result(30) == 3
+            # and it evaluated nothing
+            assert client.run(lambda: sorted(everywhere._evaluated)) == {
+                w: [] for w in client.scheduler_info()["workers"]
+            }
+
+
+def test_backend_importable_follows_the_backend_and_juliacall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydispatch.julia import backends
+
+    monkeypatch.setenv("PYDISPATCH_JULIA_BACKEND", "fake")
+    assert backends.backend_importable()
+    monkeypatch.setenv("PYDISPATCH_JULIA_BACKEND", "juliacall")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.delitem(sys.modules, "juliacall", raising=False)
+    assert not backends.backend_importable()
+
+
+def test_julia_values_that_need_main_names_are_checked_too() -> None:
+    # What DispatchBridge passes for `Op(map, slowinc, xs)`, `DataNode(Scale(2))`, an
+    # `IndexNode` with a Main index and an `Op(PyFunc(...), Scale(2))`: the function
+    # (Base.map, getindex, a Python callable) needs nothing, its values do.
+    from pydispatch.julia import hostapi
+
+    mapped = hostapi.julia_op(
+        ("ref", "Base.map", "", True), "map", [("int", 1)], {}, [], ["slowinc"]
+    )
+    data = hostapi.data_node(("int", 2), ["Scale"])
+    indexed = hostapi.index_node(hostapi.data_node(("int", 3)), ("int", 1), "getindex", ["Key"])
+    pyop = hostapi.python_op(max, "max", [data], {"k": ("int", 1)}, ["Weight"])
+    graph = [mapped, indexed, pyop]
+    with pytest.raises(UnavailableFunctionError) as info:
+        everywhere.check_available(graph)
+    assert info.value.missing == {
+        "map": ("slowinc",),
+        "getindex": ("Key",),
+        "max": ("Weight",),
+        str(data.label): ("Scale",),
+    }
+    everywhere.check_available(graph, provided={"slowinc", "Scale", "Key", "Weight"})
+    # Nodes without value needs record nothing.
+    assert everywhere._julia_needs([hostapi.data_node(("int", 4))]) == []
 
 
 def test_main_names_are_not_part_of_identity_but_survive_pickling() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import re
 import sys
+import types
+from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,11 +108,59 @@ def test_numpy_is_installed_wherever_julia_arrays_are_decoded() -> None:
 def test_the_wheel_ships_no_julia_sources_and_the_readme_says_so() -> None:
     # DispatchBridge's sources are not package data: a wheel cannot `Pkg.develop` them.
     data = PYPROJECT["tool"]["setuptools"]["package-data"]["pydispatch"]
-    assert not any("julia" in d and d != "juliapkg.json" for d in data)
+    assert not any("julia" in d for d in data)
     readme = (REPO / "README.md").read_text()
     section = readme.split("\n## Julia", 1)[1].split("\n## ", 1)[0]
     assert "checkout" in section and "editable" in section
     assert "wheel" in section
+
+
+def test_the_wheel_does_not_ship_juliapkg_json() -> None:
+    # pyjuliapkg (0.1.28, deps.py `deps_files`) reads every `*/juliapkg.json` on
+    # sys.path; in site-packages its `"path": "../julia/DispatchBridge"` does not
+    # exist, so `resolve` fails `Pkg.develop` and `import juliacall` fails for every
+    # user of that environment. So it is not package data.
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]["pydispatch"]
+    assert not any(fnmatch.fnmatch("juliapkg.json", d) for d in data), data
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Julia", 1)[1].split("\n## ", 1)[0]
+    assert "does not ship `juliapkg.json`" in section
+
+
+def _editable_deps_files() -> list[str]:
+    # pyjuliapkg 0.1.28, deps.py `editable_deps_files`, verbatim in effect: for each
+    # setuptools editable finder on sys.meta_path, `<dir>/juliapkg.json` and
+    # `<dir>/*/juliapkg.json` for every directory in its MAPPING.
+    out = []
+    for finder in sys.meta_path:
+        name = finder.__module__
+        if name.startswith("__editable___") and name.endswith("_finder"):
+            for path in sys.modules[name].MAPPING.values():
+                if os.path.isdir(path):
+                    out.append(os.path.join(path, "juliapkg.json"))
+                    out.extend(os.path.join(path, d, "juliapkg.json") for d in os.listdir(path))
+    return [f for f in out if os.path.isfile(f)]
+
+
+def test_an_editable_install_still_finds_juliapkg_json(tmp_path: Path) -> None:
+    # setuptools' editable install of this flat layout maps `pydispatch` to the
+    # checkout's package directory (a finder module with MAPPING), which is where
+    # juliapkg.json sits, so pyjuliapkg finds it without package data.
+    finder = types.ModuleType("__editable___pydispatch_fake_finder")
+    finder.MAPPING = {"pydispatch": str(REPO / "pydispatch")}  # type: ignore[attr-defined]
+
+    class Finder:
+        pass
+
+    Finder.__module__ = finder.__name__
+    sys.modules[finder.__name__] = finder
+    sys.meta_path.append(Finder())  # type: ignore[arg-type]
+    try:
+        found = _editable_deps_files()
+    finally:
+        sys.meta_path.pop()
+        del sys.modules[finder.__name__]
+    assert str(REPO / "pydispatch" / "juliapkg.json") in found
 
 
 def test_julia_tests_get_a_timeout_for_a_cold_precompile() -> None:

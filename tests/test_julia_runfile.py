@@ -106,3 +106,26 @@ def test_a_julia_error_and_its_backtrace_are_printed_once(tmp_path: Path, addres
     assert text.returncode != 0
     assert text.stderr.count("Julia backtrace:") == 1, text.stderr
     assert "FAILED error: JuliaTaskError: Julia ErrorException: boom in julia" in text.stderr
+
+
+@pytest.mark.parametrize(("file", "preload"), [("graph.jl", ["pydispatch.julia"]), ("g.py", None)])
+def test_a_julia_files_embedded_workers_start_julia_before_registering(
+    monkeypatch: pytest.MonkeyPatch, file: str, preload: list[str] | None
+) -> None:
+    # Without --scheduler, a Julia file's workers preload pydispatch.julia, so Julia
+    # starts before they register (not later in the @everywhere plugin's setup, when
+    # its GIL-holding start-up would stop the worker's heartbeats).
+    import pydispatch
+    from pydispatch.cli import build_parser
+    from pydispatch.commands import run
+
+    seen: dict[str, object] = {}
+
+    def local(**kwargs: object) -> str:
+        seen.update(kwargs)
+        return "executor"
+
+    monkeypatch.setattr(pydispatch.DaskExecutor, "local", local)
+    args = build_parser().parse_args(["run", file])
+    assert run._open_executor(args) == "executor"
+    assert seen.get("preload") == preload

@@ -217,6 +217,64 @@ def test_juliacall_backend_refuses_a_process_where_julia_started_elsewhere(
         JuliacallBackend().start()
 
 
+def test_stopping_drops_juliacalls_wrappers_on_the_stopping_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # juliacall's module holds Julia values (Main, Base, ...); their dealloc enters
+    # Julia, so they are dropped by stop() (on the owner thread, before Julia's exit
+    # hooks), not at Python finalization on the main thread.
+    import sys
+    import types
+
+    from pydispatch.julia.backends import JuliacallBackend
+
+    freed: list[tuple[str, int]] = []
+
+    class ValueBase:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __del__(self) -> None:
+            freed.append((self.name, threading.get_ident()))
+
+    fake = types.ModuleType("juliacall")
+    fake.ValueBase = ValueBase  # type: ignore[attr-defined]
+    fake.Main = ValueBase("Main")  # type: ignore[attr-defined]
+    fake.Base = ValueBase("Base")  # type: ignore[attr-defined]
+    fake._convert = ValueBase("_convert")  # type: ignore[attr-defined]
+    fake.CONFIG = {"inited": True}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "juliacall", fake)
+    order: list[str] = []
+
+    class Hook:
+        def run_here(self, code: int) -> None:
+            order.append(f"exit hook after {len(freed)} freed")
+
+    backend = JuliacallBackend()
+    backend.exit_hook = Hook()  # type: ignore[assignment]
+    worker = threading.Thread(target=backend.stop)
+    worker.start()
+    worker.join(10)
+    assert sorted(name for name, _ in freed) == ["Base", "Main", "_convert"]
+    assert {ident for _, ident in freed} == {worker.ident}
+    assert order == ["exit hook after 3 freed"]
+    assert fake.Main is None and fake.ValueBase is ValueBase
+    assert fake.CONFIG == {"inited": True}
+
+
+def test_readme_does_not_advise_importing_juliacall_before_the_worker_starts() -> None:
+    # Importing juliacall early (sitecustomize) starts Julia on the main thread, which
+    # the backend refuses (the test above): the README's GLIBCXX fix is LD_PRELOAD only.
+    from tests.julia_helpers import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Julia", 1)[1].split("\n## ", 1)[0]
+    (item,) = [i for i in section.split("\n- ") if "GLIBCXX" in i]
+    assert "LD_PRELOAD" in item
+    assert "Do not import juliacall" in item
+    assert "put `import juliacall` first" not in section
+
+
 def test_an_exception_whose_str_fails_still_reaches_the_caller(
     runtime: JuliaRuntime, backend: FakeBackend
 ) -> None:

@@ -75,8 +75,15 @@ def _open_executor(args: argparse.Namespace) -> Executor:
             "the --tls-* options are for connecting to a TLS scheduler given with "
             "--scheduler tls://HOST:PORT; the embedded cluster only listens on 127.0.0.1"
         )
+    # A Julia file's workers start Julia in the preload, before they register with
+    # the scheduler: Julia's start-up holds the GIL (no heartbeats meanwhile), and
+    # left to the `@everywhere` plugin it would start after registration.
+    julia = str(args.file).endswith(".jl")
+    options: dict[str, Any] = {"preload": ["pydispatch.julia"]} if julia else {}
     try:
-        return DaskExecutor.local(n_workers=args.workers, threads_per_worker=args.threads)
+        return DaskExecutor.local(
+            n_workers=args.workers, threads_per_worker=args.threads, **options
+        )
     except (DispatcherError, OSError) as err:
         raise CommandError(f"cannot start the embedded local cluster: {one_line(err)}") from None
 

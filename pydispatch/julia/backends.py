@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.util
 import os
 import sys
 import threading
@@ -25,6 +26,8 @@ __all__ = [
     "FakeJuliaException",
     "JuliacallBackend",
     "backend_from_env",
+    "backend_importable",
+    "drop_juliacall_wrappers",
 ]
 
 BACKEND_ENV = "PYDISPATCH_JULIA_BACKEND"
@@ -40,6 +43,18 @@ def backend_from_env() -> Any:
         extra = os.environ.get(FAKE_FUNCTIONS_ENV)
         return FakeBackend(_load_object(extra) if extra else None)
     raise JuliaRuntimeError(f"{BACKEND_ENV}={name!r}: expected 'juliacall' or 'fake'")
+
+
+def backend_importable() -> bool:
+    """Whether this process could start the configured backend's Julia at all.
+
+    False when the backend is juliacall and juliacall is not installed: a worker in
+    a Python environment without the ``[julia]`` extra. Does not start Julia.
+    """
+    name = os.environ.get(BACKEND_ENV, "juliacall").strip().lower()
+    if name != "juliacall":
+        return True
+    return "juliacall" in sys.modules or importlib.util.find_spec("juliacall") is not None
 
 
 def _load_object(path: str) -> Any:
@@ -125,6 +140,29 @@ class OwnerExitHook:
         event.wait(self.wait)  # bounded: never hang the process's exit
 
 
+def drop_juliacall_wrappers() -> int:
+    """Drop the Julia values juliacall's module holds (``Main``, ``Base``, ...); how many.
+
+    Call it on the owner thread before Julia's exit hooks run. A juliacall wrapper's
+    ``tp_dealloc`` is a Julia ``@cfunction`` (PythonCall.jl src/JlWrap/C.jl,
+    ``_pyjl_dealloc``). Left in the module, these wrappers would be freed during
+    Python's finalization, on the main thread (not the one that started Julia)
+    and after Julia's exit hooks ran. PythonCall puts ``ValueBase`` (the wrappers'
+    base type) and ``Core``/``Base``/``Main``/``PythonCall`` on the module
+    (src/JlWrap/base.jl, src/JlWrap/JlWrap.jl ``__init__``); juliacall caches
+    ``_newmodule``/``_convert`` there. Wrappers held elsewhere (by user code) are
+    not reachable from here.
+    """
+    juliacall = sys.modules.get("juliacall")
+    base = getattr(juliacall, "ValueBase", None)
+    if juliacall is None or not isinstance(base, type):
+        return 0
+    names = [k for k, v in list(vars(juliacall).items()) if isinstance(v, base)]
+    for name in names:
+        setattr(juliacall, name, None)
+    return len(names)
+
+
 class JuliacallBackend:
     """Real Julia through juliacall; juliacall is imported on the owner thread only."""
 
@@ -183,6 +221,7 @@ class JuliacallBackend:
             # The process is exiting: drop the wrappers while Julia still runs (their
             # dealloc enters Julia), run Julia's exit hooks here, and stop serving.
             self._invoke = self._idle = None
+            drop_juliacall_wrappers()
             self.exit_hook.serve()
             raise JuliaRuntimeError("Julia exited (the process is exiting)")
         self._idle()
@@ -191,6 +230,7 @@ class JuliacallBackend:
         # Dropping the wrappers enters Julia: it happens here, on the owner thread,
         # before Julia's exit hooks run.
         self._invoke = self._idle = None
+        drop_juliacall_wrappers()
         if self.exit_hook is not None:
             # Julia's exit hooks (finalizers, atexit functions) run here, on the
             # thread that started Julia; juliacall's own atexit call is then a no-op.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 import uuid
 import weakref
@@ -38,6 +39,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from .values import UnavailableFunctionError
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "EverywherePlugin",
     "JuliaCode",
@@ -47,6 +50,7 @@ __all__ = [
     "blocks",
     "check_available",
     "clear",
+    "record_value_needs",
 ]
 
 
@@ -119,8 +123,20 @@ class EverywherePlugin(WorkerPlugin):
         self.name = name
 
     async def setup(self, worker: Any) -> None:
-        from .runtime import start_runtime
+        from .backends import backend_importable
+        from .runtime import current_runtime, start_runtime
 
+        if current_runtime() is None and not backend_importable():
+            # A worker of a mixed cluster whose Python has no juliacall: failing here
+            # would make `register_plugin` raise on the client and fail the Julia run
+            # for the whole cluster. Skip it; it keeps running Python tasks (a Julia
+            # task that lands here fails with JuliaRuntimeError: README "Julia").
+            logger.warning(
+                "worker %s cannot run Julia (juliacall is not installed in its Python): "
+                "@everywhere blocks skipped; it stays usable for Python tasks",
+                getattr(worker, "address", worker),
+            )
+            return
         loop = asyncio.get_running_loop()
         # Idempotent; with the preload the runtime is already up. Otherwise Julia
         # starts here, off the event loop.
@@ -215,21 +231,41 @@ def add_block(block: JuliaCode) -> None:
         _push(client)
 
 
-def _julia_functions(nodes: Iterable[Any]) -> list[tuple[Any, Any]]:
-    """``(node, JuliaFunction)`` for every Op in the graph reachable from ``nodes``."""
+# Main names the Julia *values* of a node need on a worker (an Op's arguments, a
+# DataNode's data: a value of a Main struct, a Main function passed as an argument,
+# a `ComposedFunction` of Main functions...), as DispatchBridge found them when it
+# translated the node. Kept beside the node, not on it: the core's nodes know
+# nothing of Julia.
+_value_needs: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def record_value_needs(node: Any, names: Iterable[str]) -> Any:
+    """Record the ``Main`` names ``node``'s Julia values need (checked before submission)."""
+    needed = tuple(sorted({str(n) for n in names}))
+    if needed:
+        _value_needs[node] = needed
+    return node
+
+
+def _julia_needs(nodes: Iterable[Any]) -> list[tuple[Any, tuple[str, ...]]]:
+    """``(node, Main names)`` for every node reachable from ``nodes`` that needs any:
+    its Julia function's (``JuliaFunction.main_names``) and its values'."""
     from ..graph import Op
     from .function import JuliaFunction
 
     seen: set[int] = set()
     stack = list(nodes)
-    out: list[tuple[Any, Any]] = []
+    out: list[tuple[Any, tuple[str, ...]]] = []
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
+        names = set(_value_needs.get(node, ()))
         if isinstance(node, Op) and isinstance(node.func, JuliaFunction):
-            out.append((node, node.func))
+            names.update(node.func.main_names)
+        if names:
+            out.append((node, tuple(sorted(names))))
         stack.extend(node.dependencies())
     return out
 
@@ -240,13 +276,14 @@ def check_available(nodes: Iterable[Any], provided: Iterable[str] | None = None)
     A function's needs are the ``Main`` names DispatchBridge found it uses
     (``JuliaFunction.main_names``): its own name for a named ``Main`` function,
     and the ``Main`` globals and ``using``-imported names the code of a ``Main``
-    closure refers to. ``provided`` defaults to the names the recorded
+    closure refers to. A node's Julia values (arguments, data) add theirs
+    (:func:`record_value_needs`). ``provided`` defaults to the names the recorded
     ``@everywhere`` blocks define.
     """
     have = available_names() if provided is None else frozenset(provided)
     missing: dict[str, tuple[str, ...]] = {}
-    for node, func in _julia_functions(nodes):
-        lacking = tuple(n for n in func.main_names if n not in have)
+    for node, needed in _julia_needs(nodes):
+        lacking = tuple(n for n in needed if n not in have)
         if lacking:
             missing.setdefault(str(node.label), lacking)
     if not missing:

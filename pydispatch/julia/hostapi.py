@@ -54,41 +54,57 @@ def julia_op(
     args: Iterable[Any],
     kwargs: dict[str, Any],
     main_names: Iterable[str] = (),
+    value_names: Iterable[str] = (),
 ) -> Any:
     """``Op(JuliaFunction.from_spec(spec), *args, **kwargs)`` labelled ``label``.
 
-    ``main_names`` are the names in Julia's ``Main`` the function needs on a worker
-    (checked by :func:`check_graph` before the graph is submitted).
+    ``main_names`` are the names in Julia's ``Main`` the function needs on a worker,
+    ``value_names`` those its Julia arguments need (both checked by
+    :func:`check_graph` before the graph is submitted).
     """
     from ..graph import Op
+    from .everywhere import record_value_needs
 
     func = JuliaFunction.from_spec(tuple(spec), label, main_names=list(main_names))
     node = Op(func, *[_arg(a) for a in args], **{str(k): _arg(v) for k, v in kwargs.items()})
     node.label = str(label)
-    return node
+    return record_value_needs(node, value_names)
 
 
-def python_op(func: Any, label: str, args: Iterable[Any], kwargs: dict[str, Any]) -> Any:
-    """An Op whose function is a Python callable (``DispatchBridge.PyFunc``)."""
+def python_op(
+    func: Any,
+    label: str,
+    args: Iterable[Any],
+    kwargs: dict[str, Any],
+    value_names: Iterable[str] = (),
+) -> Any:
+    """An Op whose function is a Python callable (``DispatchBridge.PyFunc``).
+
+    ``value_names``: the ``Main`` names its Julia arguments need (see ``julia_op``).
+    """
     from ..graph import Op
+    from .everywhere import record_value_needs
 
     node = Op(func, *[_arg(a) for a in args], **{str(k): _arg(v) for k, v in kwargs.items()})
     node.label = str(label)
-    return node
+    return record_value_needs(node, value_names)
 
 
-def data_node(tree: Tagged) -> Any:
-    """``DataNode`` of a Julia value."""
+def data_node(tree: Tagged, value_names: Iterable[str] = ()) -> Any:
+    """``DataNode`` of a Julia value; ``value_names``: the ``Main`` names it needs."""
     from ..graph import DataNode
+    from .everywhere import record_value_needs
 
-    return DataNode(_arg(tree))
+    return record_value_needs(DataNode(_arg(tree)), value_names)
 
 
 #: The Julia function a Julia ``IndexNode`` runs (Base is always loaded on workers).
 GETINDEX = JuliaFunction("Base.getindex")
 
 
-def index_node(node: Any, index: Any, label: str = "getindex") -> Any:
+def index_node(
+    node: Any, index: Any, label: str = "getindex", value_names: Iterable[str] = ()
+) -> Any:
     """A Julia ``IndexNode(node, index)``: ``getindex(value, index)`` in Julia, on a worker.
 
     Dispatcher.jl indexes the parent's *Julia* value (``fetch(node)[index]``,
@@ -99,10 +115,11 @@ def index_node(node: Any, index: Any, label: str = "getindex") -> Any:
     ``index`` is a tagged value (or a plain one).
     """
     from ..graph import Op
+    from .everywhere import record_value_needs
 
     op = Op(GETINDEX, node, _arg(index))
     op.label = str(label)
-    return op
+    return record_value_needs(op, value_names)
 
 
 def collect_node(nodes: Iterable[Any], label: str) -> Any:

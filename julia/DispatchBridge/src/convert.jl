@@ -96,7 +96,10 @@ totree(x) = blob(x)
 
 function blob(x)
     io = IOBuffer()
-    serialize(io, x)
+    # `x` may hold a `Py`, which PythonCall serializes with `pickle.dumps`
+    # (src/Compat/serialization.jl, `serialize_py`): that needs the GIL, and a worker
+    # encodes results with it released (`run_call`). See `with_gil`.
+    with_gil(() -> serialize(io, x))
     return ("blob", string(typeof(x)), take!(io))
 end
 

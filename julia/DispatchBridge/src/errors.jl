@@ -65,10 +65,18 @@ end
 The tagged error `("error", type, message, backtrace, payload)` (a tree) for an
 exception caught on a worker; `payload` is the serialized exception, or
 `nothing` when it does not serialize or is over `MAX_ERROR_PAYLOAD` bytes (a
-`BoundsError` or `MethodError` carries its arguments, which may be huge). Pure
-Julia: runs with or without the GIL.
+`BoundsError` or `MethodError` carries its arguments, which may be huge). Runs
+with or without the GIL: it takes the GIL itself (`with_gil`), because a
+`PyException` (or an exception holding a `Py`) pickles when serialized and calls
+Python when shown (PythonCall src/Compat/serialization.jl; src/Core/err.jl).
 """
-function error_tree(e, bt)
+error_tree(e, bt) = with_gil(() -> Base.invokelatest(error_tree_gil, e, bt))
+# `invokelatest`: a task may load a package (or `@everywhere` may define methods)
+# in this very call, and its `showerror`/`serialize` methods are newer than the
+# caller's world; without it Julia would not see them (world age, Julia manual
+# "Redefining Methods").
+
+function error_tree_gil(e, bt)
     payload = try
         io = IOBuffer()
         serialize(io, e)

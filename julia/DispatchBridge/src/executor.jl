@@ -78,10 +78,10 @@ function Dispatcher.run!(
     graph = Dispatcher.DispatchGraph(nodes, inputs)
     t = Translator()
     for node in input_nodes
-        t.memo[node] = hostapi().data_node(totagged(fetch(node)))
+        t.memo[node] = data_pynode(fetch(node))
     end
     for (node, value) in input_map
-        t.memo[node] = hostapi().data_node(totagged(value))
+        t.memo[node] = data_pynode(value)
     end
     # Dispatcher numbers a graph's nodes 1:n (its `NodeSet`); `DependencyError.id`
     # is that number (Dispatcher.jl src/executors.jl, `run_inner_node!`).

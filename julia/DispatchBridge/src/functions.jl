@@ -25,7 +25,16 @@ end
 "(qualified name, package uuid or \"\") for a named function or type, or `nothing`."
 function funcref(f)
     (f isa Function || f isa DataType) || return nothing
-    name = nameof(f)
+    # `nameof(f::Function)` reads a field of the type's name (`name.mt.name` up to
+    # Julia 1.11, `name.singletonname` later: base/reflection.jl); for a callable
+    # struct (`ComposedFunction`, `Base.Fix1`, ...) that is the type's name, which
+    # the identity check below rejects. Guarded in case a version lacks the field.
+    name = try
+        nameof(f)
+    catch
+        return nothing
+    end
+    name isa Symbol || return nothing
     startswith(string(name), '#') && return nothing
     mod = parentmodule(f)
     (isdefined(mod, name) && getglobal(mod, name) === f) || return nothing
@@ -78,30 +87,92 @@ end
 
 is_hidden(name::Symbol) = startswith(string(name), '#')
 
-function needs!(out::Set{String}, x, seen::IdDict{Any, Nothing})
-    haskey(seen, x) && return out
+"""
+    value_names(x) -> Vector{String}
+
+The names in `Main` a Julia *value* needs on a worker: an `Op` argument or a
+`DataNode`'s data that is (or holds) a named `Main` function, a value of a `Main`
+type, or a `Main` closure. `Serialization` sends those types and functions by
+name, as it does for a function (see `main_names`).
+"""
+value_names(x) = sort!(collect(needs!(Set{String}(), x, IdDict{Any, Nothing}())))
+
+"How many objects `needs!` looks at in one value before it stops (huge values)."
+const MAX_SCANNED = 100_000
+"How deep `needs!` follows references (a long linked list must not overflow the stack)."
+const MAX_DEPTH = 200
+
+function needs!(out::Set{String}, x, seen::IdDict{Any, Nothing}, depth::Int = 0)
+    (depth > MAX_DEPTH || length(seen) >= MAX_SCANNED || haskey(seen, x)) && return out
     seen[x] = nothing
     if x isa Core.Box
-        isdefined(x, :contents) && needs!(out, x.contents, seen)
-    elseif x isa Function
-        ref = funcref(x)
-        if ref !== nothing
-            parts = split(ref[1], '.')
-            parts[1] == "Main" && push!(out, String(parts[2]))
-        elseif parentmodule(x) === Main
-            needs_type!(out, typeof(x), seen)
-            for i in 1:nfields(x)
-                # captured variables travel by value, but not named functions
-                isdefined(x, i) && needs!(out, getfield(x, i), seen)
-            end
-        end
-    elseif !(x isa Module || x isa Type)
-        # A value of a named type defined in Main (a callable struct, or a captured
-        # value) travels with a reference to its type, which a worker must define.
+        isdefined(x, :contents) && needs!(out, x.contents, seen, depth + 1)
+    elseif x isa Module || x isa String || x isa Symbol
+        # a module is sent by name (DispatchBridge's `packages_of`), strings whole
+    elseif x isa Type
+        # a type sent as a value goes by name, e.g. `Op(convert, Scale, x)`
+        needs_typename!(out, x, seen)
+    elseif x isa Function && funcref(x) !== nothing
+        parts = split(funcref(x)[1], '.')
+        parts[1] == "Main" && push!(out, String(parts[2]))
+    else
         T = typeof(x)
-        if T isa DataType && parentmodule(T) === Main && !is_hidden(nameof(T))
-            push!(out, string(nameof(T)))
+        # The code of an anonymous Main function travels with it, but its references
+        # to Main names do not.
+        x isa Function && parentmodule(x) === Main && needs_type!(out, T, seen)
+        # A named type defined in Main (a callable struct, a value of a Main struct)
+        # travels as a reference to the type, which a worker must define.
+        needs_typename!(out, T, seen)
+        # Whatever it holds: captured variables of a closure, `outer`/`inner` of a
+        # `ComposedFunction`, `f` of a `Base.Fix1`, a struct's fields, elements.
+        needs_fields!(out, x, seen, depth + 1)
+    end
+    return out
+end
+
+function needs_fields!(out::Set{String}, x, seen::IdDict{Any, Nothing}, depth::Int)
+    T = typeof(x)
+    isbitstype(T) && return out # holds no functions or references (its type: above)
+    if x isa DenseArray
+        # Array, and Memory (Julia >= 1.11 Dict storage)
+        # Elements of a bits type hold nothing more than their type says.
+        isbitstype(eltype(x)) && return out
+        # Counted, not only `seen`: equal bits elements (a Vector{Any} of zeros)
+        # do not grow `seen`.
+        for (n, i) in enumerate(eachindex(x))
+            (n > MAX_SCANNED || length(seen) >= MAX_SCANNED) && break
+            isassigned(x, i) && needs!(out, x[i], seen, depth)
         end
+        return out
+    end
+    for i in 1:nfields(x)
+        length(seen) >= MAX_SCANNED && break
+        isdefined(x, i) && needs!(out, getfield(x, i), seen, depth)
+    end
+    return out
+end
+
+"Record the `Main` names type `T` (and its parameters) needs: `Scale`, `Main.Sub.T` -> `Sub`."
+function needs_typename!(out::Set{String}, T, seen::IdDict{Any, Nothing})
+    T isa UnionAll && (T = Base.unwrap_unionall(T))
+    T isa DataType || return out
+    key = (:typename, T)
+    (haskey(seen, key) || length(seen) >= MAX_SCANNED) && return out
+    seen[key] = nothing
+    mod = parentmodule(T)
+    if Base.moduleroot(mod) === Main && mod !== Base && mod !== Core
+        name = nameof(T)
+        if mod !== Main
+            push!(out, string(fullname(mod)[2])) # Main.Sub.T: the worker needs Sub
+        elseif !is_hidden(name)
+            push!(out, string(name))
+        elseif T <: Function && isdefined(T, :instance)
+            # `typeof(slowinc)` (named `#slowinc`): needs the function itself
+            needs!(out, T.instance, seen)
+        end
+    end
+    for p in T.parameters
+        p isa Type && needs_typename!(out, p, seen)
     end
     return out
 end
@@ -251,7 +322,8 @@ function deserialize_loading(data::Vector{UInt8})
     # `KeyError(::PkgId)` for a package that is not loaded (Julia stdlib/Serialization).
     for _ in 1:64
         try
-            return Base.invokelatest(deserialize, IOBuffer(data))
+            # A `Py` inside is unpickled (`deserialize_py`): needs the GIL (`with_gil`).
+            return with_gil(() -> Base.invokelatest(deserialize, IOBuffer(data)))
         catch e
             (e isa KeyError && e.key isa Base.PkgId) || rethrow()
             require(e.key)
@@ -273,6 +345,16 @@ end
 # function form of `PythonCall.GIL.@unlock` (PythonCall.jl src/GIL/GIL.jl), which
 # exists since PythonCall 0.9.22.
 unlocked(f) = PythonCall.GIL.unlock(f)
+
+# Run `f` holding the GIL, whether or not this thread holds it now. In PythonCall's
+# src/GIL/GIL.jl, `GIL.unlock` is `PyEval_SaveThread`/`PyEval_RestoreThread` and
+# `GIL.lock` is `PyGILState_Ensure`/`PyGILState_Release`. Ensure on a thread whose
+# state was saved by PyEval_SaveThread re-takes the GIL with that same thread state,
+# and Release saves it again; on a thread that already holds the GIL, Ensure only
+# counts (CPython Python/pystate.c, PyGILState_Ensure). This runs in the same Julia
+# task as the `unlocked` around it and does not yield, so it stays on the owner
+# thread (the PythonCall.jl#809 caveat, task migration, does not arise).
+with_gil(f) = PythonCall.GIL.lock(f)
 
 """
     invoke_task(request) -> Py
@@ -308,8 +390,9 @@ function run_call(spec::Tuple, args, kwargs)
     ok, prepared = unlocked() do
         guarded() do
             f = resolve(spec)
-            xs = Any[fromtree(a) for a in args]
-            kws = Pair{Symbol, Any}[Symbol(kv[1]) => fromtree(kv[2]) for kv in kwargs]
+            # `resolve` may have loaded packages: decode (and below, encode) in the
+            # newest world, so their methods (`hash`, `serialize`, ...) are seen.
+            xs, kws = Base.invokelatest(decode_args, args, kwargs)
             (f, xs, kws)
         end
     end
@@ -318,8 +401,14 @@ function run_call(spec::Tuple, args, kwargs)
     call = () -> Base.invokelatest(f, xs...; kws...)
     ok, result = spec[end] === true ? unlocked(() -> guarded(call)) : guarded(call)
     ok || return result
-    _, tree = unlocked(() -> guarded(() -> totree(result)))
+    _, tree = unlocked(() -> guarded(() -> Base.invokelatest(totree, result)))
     return tree # the result's tree, or the error tree of a failed encoding
+end
+
+function decode_args(args, kwargs)
+    xs = Any[fromtree(a) for a in args]
+    kws = Pair{Symbol, Any}[Symbol(kv[1]) => fromtree(kv[2]) for kv in kwargs]
+    return xs, kws
 end
 
 function run_eval(spec::Tuple)

@@ -50,7 +50,20 @@ end
 toarg(t::Translator, x::Dispatcher.DispatchNode) = topynode(t, x)
 toarg(::Translator, x) = totagged(x)
 
-makenode(::Translator, n::Dispatcher.DataNode) = hostapi().data_node(totagged(n.data))
+makenode(::Translator, n::Dispatcher.DataNode) = data_pynode(n.data)
+
+"A pydispatch `DataNode` of a Julia value, with the `Main` names the value needs."
+data_pynode(x) = hostapi().data_node(totagged(x), pylist(value_names(x)))
+
+"The `Main` names the values among `xs` (not nodes) need on a worker (`value_names`)."
+function values_names(xs)
+    out = Set{String}()
+    seen = IdDict{Any, Nothing}()
+    for x in xs
+        x isa Dispatcher.DispatchNode || needs!(out, x, seen)
+    end
+    return sort!(collect(out))
+end
 
 # Dispatcher indexes the parent's Julia value: `fetch(node.node)[node.index]`
 # (Dispatcher.jl src/nodes.jl, `run!(::IndexNode)`). So does this: a Julia
@@ -59,6 +72,7 @@ makenode(t::Translator, n::Dispatcher.IndexNode) = hostapi().index_node(
     topynode(t, n.node),
     totagged(n.index),
     "getindex",
+    pylist(value_names(n.index)),
 )
 
 function makenode(t::Translator, n::Dispatcher.CollectNode)
@@ -68,11 +82,15 @@ end
 function makenode(t::Translator, n::Dispatcher.Op)
     args = pylist(toarg(t, a) for a in n.args)
     kwargs = pydict(string(k) => toarg(t, v) for (k, v) in n.kwargs)
+    # Values go by `Serialization` too: a Main function passed as an argument
+    # (`Op(map, slowinc, xs)`), a value of a Main struct, a `ComposedFunction` of
+    # Main functions need those names on a worker, like the function itself does.
+    vneeds = pylist(values_names(Any[n.args..., (v for (_, v) in n.kwargs)...]))
     if n.func isa PyFunc
-        return hostapi().python_op(n.func.f, n.label, args, kwargs)
+        return hostapi().python_op(n.func.f, n.label, args, kwargs, vneeds)
     end
     spec, needs = funcspec(n.func)
-    return hostapi().julia_op(pyobj(spec), n.label, args, kwargs, pylist(needs))
+    return hostapi().julia_op(pyobj(spec), n.label, args, kwargs, pylist(needs), vneeds)
 end
 
 function makenode(::Translator, n::Dispatcher.DispatchNode)

@@ -53,7 +53,13 @@ function Worker(
     process = open(logfile, "w") do io
         run(pipeline(setenv(Cmd(cmd), env); stdout = io, stderr = io); wait = false)
     end
-    alive = pyfunc(() -> process_running(process))
+    # `process_running` reads `process.handle`, which only libuv's exit callback
+    # clears (Julia base/process.jl, `uv_return_spawn`), and libuv callbacks run only
+    # when Julia processes events. Julia is blocked inside Python's polling loop here,
+    # so let it: `yield()` goes through `wait()`, which calls `process_events()`
+    # (Julia base/task.jl). Without it a worker that died at once would be noticed
+    # only at the timeout.
+    alive = pyfunc(() -> (yield(); process_running(process)))
     worker_address = try
         pyconvert(
             String,

@@ -6,7 +6,16 @@ import Dispatcher
 import DispatchBridge
 import ResultTypes
 using DispatchBridge: @everywhere
-using PythonCall: PyException, pybuiltins, pyconvert, pyimport, pyis, pylist, pytuple
+using PythonCall:
+    Py,
+    PyException,
+    pybuiltins,
+    pyconvert,
+    pyimport,
+    pyis,
+    pylist,
+    pystr,
+    pytuple
 using Sockets: IPv4
 using Test: @test, @test_throws, @testset
 
@@ -87,14 +96,32 @@ const RUN_TIMEOUT = 300
         @test DB.main_names(Scale(2)) == ["Scale"]
         p = Scale(3)
         @test DB.main_names(x -> p(x)) == ["Scale"] # a captured value of a Main type
+        # Functions that are not references: what they hold is looked into.
+        @test DB.main_names(slowinc ∘ slowadd) == ["slowadd", "slowinc"]
+        @test DB.main_names(Base.Fix1(slowadd, 1)) == ["slowadd"]
+        @test DB.main_names(Base.Fix2(max, Scale(2))) == ["Scale"]
+        # Values (Op arguments, DataNode data) go by Serialization too.
+        @test DB.value_names(slowinc) == ["slowinc"]
+        @test DB.value_names(Scale(2)) == ["Scale"]
+        @test DB.value_names(Scale) == ["Scale"]
+        @test DB.value_names(Any[1, "a", Scale(2)]) == ["Scale"]
+        @test DB.value_names(Dict("f" => slowinc)) == ["slowinc"]
+        @test DB.value_names(Scale[]) == ["Scale"] # the element type travels too
+        @test DB.value_names((1, 2.0, "x", :y, [1, 2])) == String[]
+        @test DB.value_names(max) == String[]
+        # Bounded: bits arrays are skipped, other big or deep values are cut short.
+        @test DB.value_names(zeros(10^6)) == String[]
+        @test DB.value_names(Any[0 for _ in 1:(10^6)]) == String[]
+        deep = foldl((acc, _) -> Any[acc], 1:10^5; init = Any[])
+        @test DB.value_names(deep) == String[]
         @test "slowadd" in DB.available_names()
         @test "OFFSET" in DB.available_names()
     end
 
     @testset "invoke_task resolves, calls and encodes" begin
         box = pyimport("pydispatch.julia.backends")._Box
-        call(f, args...) = DB.invoke_task(box(pytuple((
-            DB.pyobj(first(DB.funcspec(f))),
+        call(f, args...; nogil = true) = DB.invoke_task(box(pytuple((
+            DB.pyobj(first(DB.funcspec(f; nogil = nogil))),
             pylist(DB.totagged(a) for a in args),
             pylist(),
         ))))
@@ -111,6 +138,39 @@ const RUN_TIMEOUT = 300
         big_err = call(x -> throw(BoundsError(zeros(10^6), 0)), 1)
         @test pyconvert(String, big_err[1]) == "BoundsError"
         @test pyis(big_err[4], pybuiltins.None) # over the payload cap: text only
+
+        # A value holding a Py is a blob: pickled and unpickled with the GIL held,
+        # though the worker decodes arguments and encodes results with it released.
+        # (`pystr` calls Python: that function runs with the GIL, `nogil = false`;
+        # the result is still encoded with it released.)
+        held = DB.fromtagged(call(() -> Ref(pystr("held")); nogil = false))
+        @test held isa Base.RefValue{Py}
+        @test pyconvert(String, held[]) == "held"
+        @test DB.fromtagged(call(r -> r isa Base.RefValue{Py}, Ref(pystr("arg")))) === true
+        # An error type (and its showerror) defined during the call is shown with
+        # its own method: error trees are built in the newest world.
+        newer = call() do
+            Core.eval(
+                Main,
+                quote
+                    struct NewerError <: Exception end
+                    Base.showerror(io::IO, ::NewerError) = print(
+                        io,
+                        "shown in the newest world",
+                    )
+                end,
+            )
+            # Julia >= 1.12: bindings are world-aged, so look the new type up in the newest world.
+            T = Base.invokelatest(getglobal, Main, :NewerError)
+            throw(Base.invokelatest(T))
+        end
+        @test pyconvert(String, newer[2]) == "shown in the newest world"
+        # A Python error is shown and pickled with the GIL held too.
+        pyerr = call(() -> pyimport("operator").truediv(1, 0); nogil = false)
+        @test pyconvert(String, pyerr[0]) == "error"
+        @test occursin("PyException", pyconvert(String, pyerr[1]))
+        @test occursin("ZeroDivisionError", pyconvert(String, pyerr[2]))
+        @test !pyis(pyerr[4], pybuiltins.None)
     end
 
     @testset "Address" begin
@@ -130,6 +190,15 @@ const RUN_TIMEOUT = 300
         )
         worker = nothing
         try
+            # A worker process that exits at once fails `Worker` at once, not at the
+            # timeout (the exit is noticed while Python polls the scheduler).
+            elapsed = @elapsed @test_throws ErrorException DB.Worker(
+                address;
+                python = Sys.which("false"),
+                timeout = 900,
+            )
+            @test elapsed < 120
+
             # Inside Pkg.test: the worker's environment must still find the stdlib.
             worker = DB.Worker(address; timeout = 900)
             @test startswith(worker.address, "tcp://127.0.0.1:")
@@ -184,6 +253,22 @@ const RUN_TIMEOUT = 300
                 [Dispatcher.Op(local_only, 1)];
                 timeout = RUN_TIMEOUT,
             )
+
+            # ... and so does one passed as an argument, composed, or held by data.
+            for node in (
+                    Dispatcher.Op(map, local_only, [1, 2]),
+                    Dispatcher.Op(local_only ∘ slowinc, 1),
+                    Dispatcher.Op(Base.Fix2(local_only, 1)),
+                    Dispatcher.DataNode(Scale(2)),
+                    Dispatcher.Op(slowsum, Dispatcher.DataNode(1); w = Scale(1)),
+                    Dispatcher.Op(DB.PyFunc(pybuiltins.repr), Scale(2)),
+                )
+                @test_throws DB.UnavailableFunctionError DB.run!(
+                    exec,
+                    [node];
+                    timeout = RUN_TIMEOUT,
+                )
+            end
 
             # IndexNode: Julia's getindex on the Julia value, 1-based.
             mat = Dispatcher.Op(() -> [1 2; 3 4])
