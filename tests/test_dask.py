@@ -20,6 +20,7 @@ from tasks import (
     fail_first,
     half,
     record_call,
+    retry_on_connection,
     slowadd,
     slowinc,
     slowsum,
@@ -44,10 +45,6 @@ from pydispatch import (
     Worker,
     get_key,
 )
-
-
-def retry_on_connection(err: BaseException) -> bool:
-    return isinstance(err, ConnectionError)
 
 
 @pytest.fixture

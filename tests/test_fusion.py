@@ -8,14 +8,22 @@ whose nodes really share a block (each test checks that they do).
 from __future__ import annotations
 
 import operator
-import os
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from real_cluster import Cluster, wait_until
+from tasks import (
+    add,
+    divide,
+    fail_first,
+    inc,
+    kill_worker_once,
+    record_call,
+    retry_on_connection,
+    wait_for_file,
+)
 
 from pydispatch import (
     Backoff,
@@ -37,62 +45,6 @@ from pydispatch.dask_adapter.fusion import (
 )
 from pydispatch.graph import DispatchNode
 from pydispatch.plan import Plan
-
-# -- task functions (shipped by value: workers cannot import this module) -----
-
-
-def inc(x: int) -> int:
-    return x + 1
-
-
-def add(x: int, y: int) -> int:
-    return x + y
-
-
-def divide(x: int, y: int) -> float:
-    return x / y
-
-
-def record_call(path: str, value: int) -> int:
-    with open(path, "a") as log:
-        log.write(f"{value}\n")
-    return value
-
-
-def fail_first(path: str, times: int, exc_type: type[Exception] = ConnectionError) -> str:
-    """Fails `times` times (counted in a file), then succeeds."""
-    count = int(Path(path).read_text()) if Path(path).exists() else 0
-    Path(path).write_text(str(count + 1))
-    if count < times:
-        raise exc_type(f"attempt {count + 1} fails")
-    return f"ok after {count + 1}"
-
-
-def wait_for_file(path: str, value: int) -> int:
-    """Blocks until `path` exists (at most 60 s); returns `value`."""
-    import time
-
-    deadline = time.monotonic() + 60
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.02)
-    return value
-
-
-def kill_worker_once(folder: str, value: int) -> int:
-    """Record this worker's PID; the first time ever, kill this worker."""
-    Path(folder, f"ran-{os.getpid()}").touch()
-    flag = Path(folder, "killed")
-    if not flag.exists():
-        flag.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
-    return value
-
-
-def retry_on_connection(err: BaseException) -> bool:
-    return isinstance(err, ConnectionError)
-
 
 SHORT = {"inc": 1e-5, "add": 1e-5, "divide": 1e-5, "fail_first": 1e-5, "record_call": 1e-5}
 """Declared durations: these labels are short, so wide parts fuse too."""
