@@ -372,3 +372,15 @@ def test_local_executor_runs_worker_processes() -> None:
         assert os.getpid() not in pids.values()
         cluster = ex._cluster
     assert cluster is not None and cluster.status.name == "closed"
+
+
+def test_local_accepts_every_executor_option() -> None:
+    import inspect
+
+    own = set(inspect.signature(DaskExecutor.__init__).parameters) - {
+        "self",
+        "scheduler_address",
+        "scheduler_file",
+        "security",  # the embedded cluster makes its own (secure=True)
+    }
+    assert own <= set(inspect.signature(DaskExecutor.local).parameters)
