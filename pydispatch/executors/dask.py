@@ -19,9 +19,10 @@ import distributed
 from distributed import Future
 
 from ..dask_adapter.blocks import BlockWithErrors, Failure, Upstream, entry_of, failed_in
-from ..dask_adapter.client import Client, Keep, remote_trace
+from ..dask_adapter.client import Client, Keep
 from ..dask_adapter.compat import cancel_reason
 from ..dask_adapter.fusion import Durations
+from ..dask_adapter.outcomes import remote_trace
 from ..dask_adapter.session import SchedulerTarget
 from ..dask_adapter.shipping import ShipMode
 from ..errors import (
