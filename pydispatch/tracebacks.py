@@ -90,12 +90,3 @@ def format_user_exception(err: BaseException) -> str:
         pending.append((summary.__cause__, exc.__cause__))
         pending.append((summary.__context__, exc.__context__))
     return "".join(shown.format())
-
-
-def skip_own_frames(tb: TracebackType | None) -> TracebackType | None:
-    """`tb` from the first frame that is not pydispatch's own (the user's code) on."""
-    while tb is not None and is_own_frame(
-        tb.tb_frame.f_code.co_filename, tb.tb_frame.f_globals.get("__name__")
-    ):
-        tb = tb.tb_next
-    return tb

@@ -85,11 +85,6 @@ class Session:
         """The dask client's status: "running", "connecting", "closing", "closed"."""
         return str(self.dask.status)
 
-    @property
-    def tolerates_late_cancels(self) -> bool:
-        """Whether a key cancelled and resubmitted at once keeps its new future (see compat)."""
-        return isinstance(self.dask, LateCancelTolerantClient)
-
     def expect_cancel_echo(self, keys: Iterable[str]) -> None:
         """Tell the client to ignore the scheduler's coming confirmation of our cancel."""
         if isinstance(self.dask, LateCancelTolerantClient):

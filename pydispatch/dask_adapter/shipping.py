@@ -13,6 +13,7 @@ so tracebacks from the workers show the user's file, line and source text.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -48,6 +49,15 @@ def _module_is_installed(module_name: str) -> bool:
     path = getattr(module, "__file__", None)
     if path is None:
         return True
+    return _is_installed_path(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_installed_path(path: str) -> bool:
+    """Whether the module file `path` lies in site-packages or the standard library.
+
+    Cached: shipping a function asks this of every loaded module (see `_user_modules`).
+    """
     return os.path.realpath(path).startswith(_INSTALLED_ROOTS)
 
 
