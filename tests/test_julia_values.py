@@ -22,6 +22,20 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _unpickled_without_juliacall(objs: list[object], *prints: str) -> list[str]:
+    """Unpickle `objs` in a fresh Python where juliacall cannot be imported; the lines
+    that printing each expression of `prints` (over `objs`) gives there."""
+    data = pickle.dumps(objs).hex()
+    proc = _run(
+        "import pickle, sys\n"
+        "sys.modules['juliacall'] = None  # importing juliacall now raises\n"
+        f"objs = pickle.loads(bytes.fromhex('{data}'))\n"
+        + "".join(f"print({expression})\n" for expression in prints)
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
 def test_importing_pydispatch_julia_does_not_import_juliacall() -> None:
     proc = _run(
         "import sys; import pydispatch, pydispatch.julia, pydispatch.julia.hostapi\n"
@@ -43,16 +57,11 @@ def test_pickles_unpickle_where_juliacall_cannot_be_imported() -> None:
         JuliaBlob(b"\x00\x01", "MyStruct"),
         JuliaTaskError("DomainError", "sqrt of -1", "bt line", b"payload"),
     ]
-    data = pickle.dumps(objs).hex()
-    proc = _run(
-        "import pickle, sys\n"
-        "sys.modules['juliacall'] = None  # importing juliacall now raises\n"
-        f"objs = pickle.loads(bytes.fromhex('{data}'))\n"
-        "print([type(o).__name__ for o in objs])\n"
-        "print(objs[0].name, objs[2].packages[0].name, objs[3].jltype, objs[4].message)\n"
+    lines = _unpickled_without_juliacall(
+        objs,
+        "[type(o).__name__ for o in objs]",
+        "objs[0].name, objs[2].packages[0].name, objs[3].jltype, objs[4].message",
     )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
     assert lines[0] == str(
         ["JuliaFunction", "JuliaFunction", "JuliaFunction", "JuliaBlob", "JuliaTaskError"]
     )
@@ -178,16 +187,11 @@ def test_julia_typed_values_and_everywhere_code_unpickle_without_juliacall() -> 
         EverywherePlugin([JuliaCode(b"expr", ["f"], origin="o")], "session"),
         UnavailableFunctionError("no f", {"n": ("f",)}),
     ]
-    data = pickle.dumps(objs).hex()
-    proc = _run(
-        "import pickle, sys\n"
-        "sys.modules['juliacall'] = None  # importing juliacall now raises\n"
-        f"objs = pickle.loads(bytes.fromhex('{data}'))\n"
-        "print([repr(o) for o in objs[:6]])\n"
-        "print(objs[6].blocks[0].names, objs[6].name, objs[7].missing)\n"
+    lines = _unpickled_without_juliacall(
+        objs,
+        "[repr(o) for o in objs[:6]]",
+        "objs[6].blocks[0].names, objs[6].name, objs[7].missing",
     )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
     assert lines[0] == str([repr(o) for o in objs[:6]])
     assert lines[1] == "('f',) session {'n': ('f',)}"
 
