@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ..annotations import ANNOTATIONS
 from ..graph import CollectNode, DataNode, DispatchNode, IndexNode
 
 MIN_BLOCK = 0.005
@@ -38,10 +39,6 @@ LONG_TASK = 0.01
 
 PER_NODE_COST = 2e-6
 """Seconds a block spends on each node besides the node's own work."""
-
-ANNOTATIONS = ("resources", "priority", "workers", "retries")
-"""Per-node settings that dask applies per task: a node with any of them stays unfused."""
-
 
 def may_fuse(node: DispatchNode) -> bool:
     """Whether `node` may share a dask task with other nodes.
