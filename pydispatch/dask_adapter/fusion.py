@@ -40,6 +40,7 @@ LONG_TASK = 0.01
 PER_NODE_COST = 2e-6
 """Seconds a block spends on each node besides the node's own work."""
 
+
 def may_fuse(node: DispatchNode) -> bool:
     """Whether `node` may share a dask task with other nodes.
 
