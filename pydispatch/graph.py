@@ -115,7 +115,8 @@ class Op(DispatchNode):
     `pure=False` (or an explicit `key`) opts out of content addressing.
     """
 
-    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any):
+    def __init__(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any):
+        # `func` is positional-only so that the call may take a keyword named `func`.
         if not callable(func):
             raise TypeError(
                 f"Op needs a callable as its first argument, got {func!r} "

@@ -676,6 +676,16 @@ def test_timeout_names_the_nodes_it_waits_for(env):
     assert env.executor.run([Op(inc, 1)])[0].unwrap().result() == 2
 
 
+def test_keywords_reach_the_call_whatever_their_names(env):
+    # names the executors' own call wrappers might use must still reach the function
+    names = ("func", "args", "kwargs", "node", "key", "self")
+    alone = Op(dict, **{name: i for i, name in enumerate(names)})
+    chained = Op(dict, func=Op(inc, 1), node=Op(dict, func=alone))
+    results = env.executor.run([alone, chained])
+    assert results[0].unwrap().result() == {name: i for i, name in enumerate(names)}
+    assert results[1].unwrap().result() == {"func": 2, "node": {"func": alone.result()}}
+
+
 def test_dispatch_returns_a_future_of_the_value(env):
     a = Op(operator.add, 1, 2)
     b, c = comp(a)

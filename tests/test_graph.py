@@ -577,3 +577,10 @@ def test_get_key_of_a_cycle_raises_instead_of_hanging():
     assert not thread.is_alive(), "get_key hangs on a cyclic graph"
     assert isinstance(outcome[0], ExecutorError)
     assert "cycle" in str(outcome[0])
+
+
+def test_an_op_call_may_take_a_keyword_named_func() -> None:
+    node = Op(sorted, [3, 1, 2], key=operator.neg)
+    assert node.kwargs == {"key": operator.neg}
+    func_kw = Op(dict, func=1)
+    assert func_kw.func is dict and func_kw.kwargs == {"func": 1}

@@ -20,7 +20,7 @@ from pydispatch.julia import (
     JuliaSymbol,
     JuliaTaskError,
 )
-from pydispatch.julia.convert import decode, decode_result, encode
+from pydispatch.julia.convert import decode, decode_result, encode, encode_kwargs
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_decode_result_raises_julia_errors() -> None:
         (("rational", "BigInt", "1", "3"), JuliaRational, Fraction(1, 3)),
         (("pair", ("int", 1), ("str", "a")), JuliaPair, (1, "a")),
         (
-            ("namedtuple", [("b", ("int", 2)), ("a", ("float", 1.0))]),
+            ("namedtuple", [["b", ("int", 2)], ["a", ("float", 1.0)]]),
             JuliaNamedTuple,
             {"b": 2, "a": 1.0},
         ),
@@ -189,3 +189,21 @@ def test_julia_typed_values_survive_copies() -> None:
     ):
         for twin in (copy.copy(value), copy.deepcopy(value)):
             assert type(twin) is type(value) and encode(twin) == encode(value)
+
+
+def _pyobject_payloads(tree: object) -> list[object]:
+    """Every 2-tuple the Julia side (`jltree`) would read as a Python object."""
+    if isinstance(tree, tuple) and len(tree) == 2 and tree[0] == "pyobject":
+        return [tree[1]]
+    if isinstance(tree, (tuple, list)):
+        return [found for item in tree for found in _pyobject_payloads(item)]
+    return []
+
+
+def test_a_field_or_keyword_named_pyobject_is_not_read_as_a_python_object() -> None:
+    value = JuliaNamedTuple({"pyobject": 1, "b": "x"})
+    tree = encode(value)
+    assert _pyobject_payloads(tree) == []
+    assert decode(tree) == value and isinstance(decode(tree), JuliaNamedTuple)
+    assert encode_kwargs({"pyobject": 2.5}) == [["pyobject", ("float", 2.5)]]
+    assert _pyobject_payloads(encode_kwargs({"pyobject": 2.5})) == []

@@ -106,3 +106,10 @@ def test_run_with_an_output_twice(address: str) -> None:
     a = hostapi.julia_op(JuliaFunction("Base.+").spec(), "a", [("int", 1), ("int", 1)], {})
     with DaskExecutor(address) as ex:
         assert hostapi.run(ex, [a, a], timeout=60) == [("ok", ("int", 2))] * 2
+
+
+def test_a_julia_op_may_take_a_keyword_named_func() -> None:
+    # Dispatcher.Op(f, xs; func = abs): `func` is the call's keyword, not Op's function.
+    node = hostapi.julia_op(("ref", "Base.max", "", True), "m", [], {"func": ("int", 1)})
+    assert node.func == JuliaFunction("Base.max")
+    assert node.kwargs == {"func": 1}

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .convert import Tagged, decode, encode
+from .convert import Tagged, TaggedKwargs, decode, encode
 from .values import ConversionError, JuliaBlob, JuliaRuntimeError
 
 __all__ = [
@@ -206,9 +206,7 @@ class JuliacallBackend:
         self._invoke = main.seval("DispatchBridge.invoke_task")
         self._idle = main.seval("DispatchBridge.idle")
 
-    def call(
-        self, spec: tuple[Any, ...], args: list[Tagged], kwargs: list[tuple[str, Tagged]]
-    ) -> Tagged:
+    def call(self, spec: tuple[Any, ...], args: list[Tagged], kwargs: TaggedKwargs) -> Tagged:
         result = self._invoke(_Box((spec, args, kwargs)))
         if not isinstance(result, tuple):  # a juliacall wrapper would mean a bridge bug
             raise ConversionError(
@@ -327,9 +325,7 @@ class FakeBackend:
         self._seen()
         self.started.set()
 
-    def call(
-        self, spec: tuple[Any, ...], args: list[Tagged], kwargs: list[tuple[str, Tagged]]
-    ) -> Tagged:
+    def call(self, spec: tuple[Any, ...], args: list[Tagged], kwargs: TaggedKwargs) -> Tagged:
         self._seen()
         if spec[0] == "eval":
             return self._eval(bytes(spec[1]), str(spec[2]))

@@ -74,6 +74,8 @@ __all__ = [
 ]
 
 Tagged = tuple[Any, ...]
+# Keyword arguments for a Julia call: ``[name, tagged value]`` entries (see `encode_kwargs`).
+TaggedKwargs = list[list[Any]]
 
 #: Julia element type name -> numpy dtype string (little-endian).
 JULIA_ELTYPES: dict[str, str] = {
@@ -182,7 +184,10 @@ def encode(value: Any) -> Tagged:
     if isinstance(value, list):
         return ("list", [encode(v) for v in value])
     if isinstance(value, JuliaNamedTuple):
-        return ("namedtuple", [(str(k), encode(v)) for k, v in value.items()])
+        # Name/value entries are lists, never 2-tuples: the Julia side reads a 2-tuple
+        # starting with "pyobject" as a Python object (`jltree`), and a field may be
+        # called that.
+        return ("namedtuple", [[str(k), encode(v)] for k, v in value.items()])
     if isinstance(value, dict):
         return ("dict", [(encode(k), encode(v)) for k, v in value.items()])
     if isinstance(value, (set, frozenset)):
@@ -216,6 +221,15 @@ def _numpy_loaded() -> bool:
     except ImportError:  # pragma: no cover - numpy is installed with dask[distributed]
         return False
     return True
+
+
+def encode_kwargs(kwargs: dict[str, Any]) -> TaggedKwargs:
+    """Keyword arguments for a Julia call: ``[name, tagged value]`` entries.
+
+    Lists, like the "namedtuple" entries of :func:`encode`, because a 2-tuple
+    whose first item is ``"pyobject"`` means a Python object to the Julia side.
+    """
+    return [[str(k), encode(v)] for k, v in kwargs.items()]
 
 
 def decode(tree: Any) -> Any:

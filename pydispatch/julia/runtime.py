@@ -20,7 +20,7 @@ import traceback
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from .convert import Tagged, decode_result, encode
+from .convert import Tagged, TaggedKwargs, decode_result, encode, encode_kwargs
 from .values import JuliaRuntimeError, JuliaTaskError
 
 
@@ -57,9 +57,7 @@ class Backend(Protocol):
     def start(self) -> None:
         """Start Julia (on the calling thread, the owner)."""
 
-    def call(
-        self, spec: tuple[Any, ...], args: list[Tagged], kwargs: list[tuple[str, Tagged]]
-    ) -> Tagged:
+    def call(self, spec: tuple[Any, ...], args: list[Tagged], kwargs: TaggedKwargs) -> Tagged:
         """Run one Julia call and return its tagged result."""
         ...
 
@@ -166,7 +164,7 @@ class JuliaRuntime:
         on the calling thread, so a value Julia cannot take fails at once.
         """
         eargs = [encode(a) for a in args]
-        ekwargs = [(str(k), encode(v)) for k, v in (kwargs or {}).items()]
+        ekwargs = encode_kwargs(kwargs or {})
         fut: Future[Any] = Future()
         if threading.get_ident() == self._thread.ident:
             # Re-entrant call from Julia code running on the owner: run inline
@@ -245,7 +243,7 @@ class JuliaRuntime:
         fut: Future[Any],
         spec: tuple[Any, ...],
         eargs: list[Tagged],
-        ekwargs: list[tuple[str, Tagged]],
+        ekwargs: TaggedKwargs,
     ) -> None:
         try:
             value = decode_result(self.backend.call(spec, eargs, ekwargs))

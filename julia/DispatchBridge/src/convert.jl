@@ -76,7 +76,11 @@ totree(x::Symbol) = isvalid(string(x)) ? ("symbol", string(x)) : blob(x)
 totree(x::Char) = isvalid(x) ? ("char", string(x)) : blob(x)
 totree(x::Tuple) = ("tuple", items(x))
 totree(x::Pair) = ("pair", totree(first(x)), totree(last(x)))
-totree(x::NamedTuple) = ("namedtuple", Any[(string(k), totree(v)) for (k, v) in pairs(x)])
+# Entries are vectors (Python lists), never 2-tuples: `jltree` reads a 2-tuple
+# starting with "pyobject" as a Python object, and a field may be called that.
+function totree(x::NamedTuple)
+    return ("namedtuple", Any[Any[string(k), totree(v)] for (k, v) in pairs(x)])
+end
 function totree(x::Dict{K, V}) where {K, V}
     (K === joined_type(keys(x)) && V === joined_type(values(x))) || return blob(x)
     return ("dict", Any[(totree(k), totree(v)) for (k, v) in x])

@@ -190,6 +190,11 @@ const RUN_TIMEOUT = 300
         )
         worker = nothing
         try
+            # The scheduler may take a while to come up on a cold machine: wait until it
+            # answers (dask's Client retries the connection until its timeout), so the
+            # first `Worker` below meets a scheduler that is there.
+            pyimport("pydispatch.julia.hostapi").scheduler_workers(address, 120.0)
+
             # A worker process that exits at once fails `Worker` at once, not at the
             # timeout (the exit is noticed while Python polls the scheduler).
             elapsed = @elapsed @test_throws ErrorException DB.Worker(
