@@ -874,12 +874,12 @@ def test_a_late_broken_pool_report_keeps_the_new_pool():
     ex = AsyncExecutor(max_workers=1)  # the rule is PoolExecutor's; threads start faster
     try:
         old = ex._pool_or_new()
-        ex._replace_broken_pool(old)
+        ex._replace_pool(old)
         new = ex._pool_or_new()
         assert new is not old
-        ex._replace_broken_pool(old)
+        ex._replace_pool(old)
         assert ex._pool is new
-        ex._replace_broken_pool(new)
+        ex._replace_pool(new)
         assert ex._pool is None
     finally:
         ex.close()

@@ -30,6 +30,7 @@ from ..plan import Plan
 from ..progress import Progress
 from ..retry import Backoff, RetryPredicate
 from ..tracebacks import format_user_exception
+from . import process_pool
 from .base import Executor, RunReport
 
 
@@ -103,23 +104,22 @@ class PoolExecutor(Executor):
                 self._pool = self._new_pool()
             return self._pool
 
-    def _replace_broken_pool(
-        self, broken: cf.Executor | None = None, *, stop: bool = False
-    ) -> None:
-        """Drop the current pool; with `broken`, only if that is still the current one
-        (a late report from a pool already replaced must not shut the new one down).
-        With `stop`, also stop what still runs in it, where that is possible."""
+    def _replace_pool(self, broken: cf.Executor | None = None) -> None:
+        """Discard the current pool (the next call makes a new one): the one that
+        broke, or, with no `broken`, whatever runs in it (a run timed out). With
+        `broken`, only if that is still the current pool: a late report from a
+        pool already replaced must not discard the new one."""
         with self._pool_lock:
             if broken is not None and broken is not self._pool:
                 return
             pool, self._pool = self._pool, None
         if pool is not None:
-            if stop:
-                self._stop_running(pool)
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._discard(pool)
 
-    def _stop_running(self, pool: cf.Executor) -> None:
-        """Stop the calls still running in a discarded pool (threads cannot be stopped)."""
+    def _discard(self, pool: cf.Executor) -> None:
+        """Shut a pool down without waiting; stop what still runs in it where possible
+        (threads cannot be stopped)."""
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._pool_lock:
@@ -222,7 +222,7 @@ class _Run:
         try:
             future = self.executor._submit(pool, node, (func, args, kwargs))
         except BrokenProcessPool as err:
-            self.executor._replace_broken_pool(pool)
+            self.executor._replace_pool(pool)
             future = cf.Future()
             future.set_exception(err)
         except DependencyError as err:
@@ -238,7 +238,7 @@ class _Run:
             self._succeed(node, future.result())
             return
         if isinstance(err, BrokenProcessPool):
-            self.executor._replace_broken_pool(pool)
+            self.executor._replace_pool(pool)
         original = err.err if isinstance(err, DependencyError) and err.node is node else err
         try:
             retry = self.executor._policy.should_retry(original, attempt)
@@ -287,7 +287,7 @@ class _Run:
         for future, (node, _) in self.running.items():
             future.cancel()
             node.outcome = NotStarted(node, "the run timed out while it was running")
-        self.executor._replace_broken_pool(stop=True)
+        self.executor._replace_pool()
         names = ", ".join(repr(n.label) for n in waiting[:5])
         more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
         raise RunTimeoutError(
@@ -351,10 +351,9 @@ class ParallelExecutor(PoolExecutor):
 
     default_retry_on = (_worker_died,)
 
-    def _stop_running(self, pool: cf.Executor) -> None:
-        # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.kill()
+    def _discard(self, pool: cf.Executor) -> None:
+        assert isinstance(pool, cf.ProcessPoolExecutor)
+        process_pool.discard(pool)
 
     def _new_pool(self) -> cf.Executor:
         import multiprocessing
