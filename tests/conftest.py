@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 from real_cluster import Cluster, TLSFiles, make_tls_files, start_cluster
 
@@ -55,3 +56,39 @@ def scheduler_only() -> Iterator[Cluster]:
     cluster = start_cluster(0)
     yield cluster
     cluster.stop()
+
+
+# -- nothing outlives the session ------------------------------------------------------
+def _is_resource_tracker(process: psutil.Process) -> bool:
+    """multiprocessing's resource tracker: it ends when this process does."""
+    try:
+        return "multiprocessing.resource_tracker" in " ".join(process.cmdline())
+    except psutil.Error:
+        return True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the session if a process it started is still running, and end it.
+
+    A process left behind means a fixture or an executor did not end what it
+    started. It can also hang the interpreter at exit (a process pool's manager
+    thread joining a worker that never stops), which is worse than a failure.
+    """
+    children = [p for p in psutil.Process().children(recursive=True) if not _is_resource_tracker(p)]
+    _, alive = psutil.wait_procs(children, timeout=15)
+    if not alive:
+        return
+    lines = []
+    for process in alive:
+        try:
+            lines.append(f"  pid {process.pid}: {' '.join(process.cmdline())[:200]}")
+            process.kill()
+        except psutil.Error:
+            pass
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = "processes still running when the tests ended (killed now):\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(message, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
