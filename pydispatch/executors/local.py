@@ -32,6 +32,7 @@ from ..retry import Backoff, RetryPredicate
 from ..tracebacks import format_user_exception
 from . import process_pool
 from .base import Executor, RunReport
+from .thread_pool import ThreadPool
 
 
 class Settled:
@@ -303,9 +304,12 @@ class AsyncExecutor(PoolExecutor):
     """
 
     def _new_pool(self) -> cf.Executor:
-        return cf.ThreadPoolExecutor(
-            max_workers=self.max_workers or 32, thread_name_prefix="pydispatch-async"
-        )
+        return ThreadPool(self.max_workers or 32, thread_name_prefix="pydispatch-async")
+
+    def _discard(self, pool: cf.Executor) -> None:
+        # A node still running after a timeout may never return: exit must not wait.
+        assert isinstance(pool, ThreadPool)
+        pool.abandon()
 
     def _submit(self, pool: cf.Executor, node: DispatchNode, call: Call) -> cf.Future[Any]:
         func, args, kwargs = call
