@@ -1,7 +1,8 @@
 """Executors: where and how a graph runs.
 
 Room: `base` (the `Executor` contract: `run`, `dispatch`, one `Result` per output)
-and the local executors (`AsyncExecutor`, `ParallelExecutor`) use only the core;
+and the local executors (`AsyncExecutor`, `ParallelExecutor`, on `thread_pool` and
+`process_pool`) use only the core;
 `executors.dask` sits above the dask adapter and is imported lazily, so importing
 this package never imports dask.
 """
