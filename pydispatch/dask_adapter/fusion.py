@@ -50,8 +50,9 @@ def may_fuse(node: DispatchNode) -> bool:
     """
     if getattr(node, "fuse", True) is False:
         return False
-    if any(getattr(node, name, None) is not None for name in ANNOTATIONS):
-        return False
+    for name in ANNOTATIONS:
+        if getattr(node, name, None) is not None:
+            return False
     return getattr(node, "pure", True) is not False and getattr(node, "key", None) is None
 
 
@@ -114,66 +115,95 @@ def plan_groups(
     as group members. `threads` is the cluster's worker thread count (or what
     gives it, asked only when short nodes are to be packed).
     """
-    index = {key_of(n): i for i, n in enumerate(nodes)}
+    keys: list[str] = []
+    index: dict[str, int] = {}
+    position: dict[int, int] = {}  # by `id`: spares keying a dependency again
+    for i, node in enumerate(nodes):
+        key = key_of(node)
+        keys.append(key)
+        index[key] = i
+        position[id(node)] = i
     deps: list[list[int]] = []
     outside: list[int] = []  # how many distinct dependencies outside `nodes`
     dependents: list[list[int]] = [[] for _ in nodes]
+    ok: list[bool] = []
+    seconds: list[float | None] = []  # None: unknown, or the node keeps a task of its own
     for i, node in enumerate(nodes):
         inside: list[int] = []
         other: set[str] = set()
         for dep in dependencies(node):
-            key = key_of(dep)
-            j = index.get(key)
-            if j is None:
-                other.add(key)
-            elif j not in inside:
+            j = position.get(id(dep))
+            if j is not None:
+                j = index[keys[j]]
+            else:
+                key = key_of(dep)
+                j = index.get(key)
+                if j is None:
+                    other.add(key)
+                    continue
+            if j not in inside:
                 inside.append(j)
                 dependents[j].append(i)
         deps.append(inside)
         outside.append(len(other))
-    ok = [fusable(n) for n in nodes]
+        if fusable(node):
+            ok.append(True)
+            t = duration(node)
+            seconds.append(None if t is None or t >= LONG_TASK else t)
+        else:
+            ok.append(False)
+            seconds.append(None)
 
     # linear chains: i joins its only dependency j when j has no other dependent
     after: dict[int, int] = {}
-    joined: set[int] = set()
     for i in range(len(nodes)):
         if ok[i] and len(deps[i]) == 1 and outside[i] == 0:
             j = deps[i][0]
             if ok[j] and len(dependents[j]) == 1:
                 after[j] = i
-                joined.add(i)
-    unit_of = [-1] * len(nodes)
-    units: list[list[int]] = []
-    for i in range(len(nodes)):
-        if i in joined:
-            continue
-        chain = [i]
-        while chain[-1] in after:
-            chain.append(after[chain[-1]])
-        for member in chain:
-            unit_of[member] = len(units)
-        units.append(chain)
+    if not after:  # no chain: each node is a unit of its own
+        unit_of = list(range(len(nodes)))
+        units = [[i] for i in unit_of]
+    else:
+        joined = set(after.values())
+        unit_of = [-1] * len(nodes)
+        units = []
+        for i in range(len(nodes)):
+            if i in joined:
+                continue
+            chain = [i]
+            while chain[-1] in after:
+                chain.append(after[chain[-1]])
+            for member in chain:
+                unit_of[member] = len(units)
+            units.append(chain)
 
     costs: list[float | None] = []  # None: the unit keeps a task of its own
     for unit in units:
-        if not all(ok[i] for i in unit):
-            costs.append(None)
-            continue
-        times = [duration(nodes[i]) for i in unit]
-        known = [t for t in times if t is not None]
-        if len(known) < len(times) or max(known) >= LONG_TASK:
-            costs.append(None)
+        total = 0.0
+        for i in unit:
+            t = seconds[i]
+            if t is None:
+                costs.append(None)
+                break
+            total += t
         else:
-            costs.append(sum(known) + PER_NODE_COST * len(unit))
+            costs.append(total + PER_NODE_COST * len(unit))
     short = [c for c in costs if c is not None and c < MAX_BLOCK]
     target = MIN_BLOCK
     if short and sum(short) > MIN_BLOCK * BLOCKS_PER_THREAD:
         count = threads() if callable(threads) else threads
         target = min(max(sum(short) / (BLOCKS_PER_THREAD * max(count, 1)), MIN_BLOCK), MAX_BLOCK)
 
-    unit_deps = [
-        sorted({unit_of[j] for i in unit for j in deps[i]} - {u}) for u, unit in enumerate(units)
-    ]
+    unit_deps: list[list[int]] = []
+    for u, unit in enumerate(units):
+        if len(unit) == 1:
+            found = [unit_of[j] for j in deps[unit[0]]]
+            if len(found) > 1:
+                found = sorted(set(found))
+            unit_deps.append(found)
+        else:
+            unit_deps.append(sorted({unit_of[j] for i in unit for j in deps[i]} - {u}))
     order = _postorder(unit_deps)
 
     group_of: dict[int, int] = {}  # unit -> group
@@ -183,9 +213,11 @@ def plan_groups(
     for u in order:
         cost = costs[u]
         mergeable = cost is not None and cost < target
-        if mergeable and open_group is not None:
-            fits = open_cost + cost <= target  # type: ignore[operator]
-            if fits and all(group_of[d] <= open_group for d in unit_deps[u]):
+        if mergeable and open_group is not None and open_cost + cost <= target:  # type: ignore[operator]
+            for d in unit_deps[u]:
+                if group_of[d] > open_group:
+                    break
+            else:
                 groups[open_group].extend(units[u])
                 group_of[u] = open_group
                 open_cost += cost  # type: ignore[operator]
