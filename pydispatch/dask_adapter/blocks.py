@@ -181,6 +181,7 @@ class Member:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         name: str = "",
+        refs: tuple[str, ...] | None = None,
     ):
         self.key = key
         self.label = label
@@ -189,9 +190,10 @@ class Member:
         self.func = func
         self.args = args
         self.kwargs = kwargs
-        self.refs = tuple(
-            a.key for a in (*args, *kwargs.values()) if isinstance(a, Ref)
-        )  # keys this member needs
+        if refs is None:
+            refs = tuple(a.key for a in (*args, *kwargs.values()) if isinstance(a, Ref))
+        self.refs = refs
+        """The keys this member needs (its `Ref` arguments'), found from them unless given."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Member, (self.key, self.label, self.func, self.args, self.kwargs, self.name))

@@ -75,6 +75,8 @@ class TaskBuilder:
         self.tasks: dict[str, GraphNode] = {}
         self.holders: dict[str, str] = {}
         """Node key -> key of the task of this update that computes it."""
+        self._functions: dict[int, tuple[Any, Callable[..., Any], str]] = {}
+        """By `id`: a member function, what the block calls for it, and its name."""
 
     def holder(self, key: str) -> str:
         """The task key holding node `key` (its own key unless it is fused)."""
@@ -125,17 +127,32 @@ class TaskBuilder:
         if isinstance(node, DataNode):
             return Member(key, node.label, constant, (node.value,), {})
         func, args, kwargs = node.call()
-        name = function_name(func)
-        func = self.ship(func)
-        if self.policy is not None:
-            func = Retrying(self.policy, func)
+        found = self._functions.get(id(func))
+        if found is None or found[0] is not func:
+            shipped = self.ship(func)
+            if self.policy is not None:
+                shipped = Retrying(self.policy, shipped)
+            found = self._functions[id(func)] = (func, shipped, function_name(func))
+        keys = self.keys
+        refs: list[str] = []
+        member_args: list[Any] = []
+        for arg in args:
+            if isinstance(arg, DispatchNode):
+                ref = keys(arg)
+                refs.append(ref)
+                member_args.append(Ref(ref))
+            else:
+                member_args.append(arg)
+        member_kwargs: dict[str, Any] = {}
+        for name, arg in kwargs.items():
+            if isinstance(arg, DispatchNode):
+                ref = keys(arg)
+                refs.append(ref)
+                member_kwargs[name] = Ref(ref)
+            else:
+                member_kwargs[name] = arg
         return Member(
-            key,
-            node.label,
-            func,
-            tuple(Ref(self.keys(a)) if isinstance(a, DispatchNode) else a for a in args),
-            {k: Ref(self.keys(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
-            name,
+            key, node.label, found[1], tuple(member_args), member_kwargs, found[2], tuple(refs)
         )
 
     def _ref(self, node: DispatchNode) -> Any:
