@@ -28,6 +28,7 @@ from ..errors import (
     DispatcherError,
     ExecutorError,
 )
+from ..gcpause import gc_paused
 from ..graph import DispatchNode, check_nodes
 from ..plan import Plan
 from ..retry import RetryPolicy
@@ -194,6 +195,15 @@ class Client:
         return only the values of the plan's outputs and of members other tasks need.
         """
         self._check_running()
+        with gc_paused():  # keying and building the tasks: a burst of small allocations
+            return self._submit_plan(plan, restrictions, keep)
+
+    def _submit_plan(
+        self,
+        plan: Plan,
+        restrictions: Mapping[DispatchNode, Sequence[str]] | None,
+        keep: Keep,
+    ) -> Submission:
         keys = KeyMaker(plan.given)
         order = plan.order
         # every node's key and its dependencies' keys, found once for all the steps below
