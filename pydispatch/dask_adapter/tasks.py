@@ -13,10 +13,12 @@ from dask.task_spec import GraphNode, Task, TaskRef
 
 from ..graph import DataNode, DispatchNode
 from ..retry import RetryPolicy
-from .blocks import Guarded, Member, Ref, RunBlock, constant, pick
+from .blocks import Guarded, Member, RunBlock, constant, pick
 from .keys import KeyMaker, label_prefix
 from .shipping import Shipper
 from .transfer import function_name
+
+_NO_KWARGS: dict[str, Any] = {}
 
 
 class Retrying:
@@ -106,7 +108,7 @@ class TaskBuilder:
         members = []
         for node, node_key in zip(group, member_keys, strict=True):
             member = self._member(node, node_key)
-            for ref in member.refs:
+            for _, ref in member.refs:
                 if ref in inside or ref in where:
                     continue
                 holder = self.holder(ref)
@@ -123,9 +125,9 @@ class TaskBuilder:
 
     def _member(self, node: DispatchNode, key: str) -> Member:
         if node in self.given:
-            return Member(key, node.label, constant, (self.given[node],), {})
+            return Member(key, node.label, constant, (self.given[node],), {}, node.label)
         if isinstance(node, DataNode):
-            return Member(key, node.label, constant, (node.value,), {})
+            return Member(key, node.label, constant, (node.value,), {}, node.label)
         func, args, kwargs = node.call()
         found = self._functions.get(id(func))
         if found is None or found[0] is not func:
@@ -134,26 +136,20 @@ class TaskBuilder:
                 shipped = Retrying(self.policy, shipped)
             found = self._functions[id(func)] = (func, shipped, function_name(func))
         keys = self.keys
-        refs: list[str] = []
-        member_args: list[Any] = []
-        for arg in args:
+        refs: list[tuple[int | str, str]] = []
+        member_args: tuple[Any, ...] = args
+        for i, arg in enumerate(args):
             if isinstance(arg, DispatchNode):
-                ref = keys(arg)
-                refs.append(ref)
-                member_args.append(Ref(ref))
-            else:
-                member_args.append(arg)
-        member_kwargs: dict[str, Any] = {}
-        for name, arg in kwargs.items():
-            if isinstance(arg, DispatchNode):
-                ref = keys(arg)
-                refs.append(ref)
-                member_kwargs[name] = Ref(ref)
-            else:
-                member_kwargs[name] = arg
-        return Member(
-            key, node.label, found[1], tuple(member_args), member_kwargs, found[2], tuple(refs)
-        )
+                refs.append((i, keys(arg)))
+        if refs:
+            member_args = tuple(None if isinstance(a, DispatchNode) else a for a in args)
+        member_kwargs = _NO_KWARGS  # shared: blocks never change a member's kwargs
+        if kwargs:
+            refs.extend((k, keys(v)) for k, v in kwargs.items() if isinstance(v, DispatchNode))
+            member_kwargs = {
+                k: None if isinstance(v, DispatchNode) else v for k, v in kwargs.items()
+            }
+        return Member(key, node.label, found[1], member_args, member_kwargs, found[2], tuple(refs))
 
     def _ref(self, node: DispatchNode) -> Any:
         key = self.keys(node)
