@@ -9,7 +9,9 @@ one node is an ordinary dask task; a larger group is a block (see `blocks`).
 - Other nodes fuse only when their durations are known and short: they are packed,
   in a depth-first order (so a tree's subtrees stay together), into blocks of at
   least `MIN_BLOCK` seconds of work, while a wide graph keeps about
-  `BLOCKS_PER_THREAD` blocks per worker thread.
+  `BLOCKS_PER_THREAD` blocks per worker thread. A block that only waits for one
+  block, the only one waiting for that block, joins it (they would run one after
+  the other anyway).
 - A node whose duration is unknown or long (`LONG_TASK`) keeps a dask task of its
   own, as does every node `may_fuse` refuses.
 
@@ -208,6 +210,7 @@ def plan_groups(
 
     group_of: dict[int, int] = {}  # unit -> group
     groups: list[list[int]] = []
+    group_cost: list[float | None] = []  # None: not a block of short units
     open_group: int | None = None  # the group short units are being added to
     open_cost = 0.0
     for u in order:
@@ -221,13 +224,60 @@ def plan_groups(
                 groups[open_group].extend(units[u])
                 group_of[u] = open_group
                 open_cost += cost  # type: ignore[operator]
+                group_cost[open_group] = open_cost
                 continue
         group_of[u] = len(groups)
         groups.append(list(units[u]))
+        group_cost.append(cost if mergeable else None)
         if mergeable:
             open_group, open_cost = group_of[u], cost  # type: ignore[assignment]
+    if len(groups) > 1:
+        _merge_block_chains(groups, group_cost, group_of, unit_of, deps)
     # members in the nodes' own (dependency) order
-    return [[nodes[i] for i in sorted(group)] for group in groups]
+    return [[nodes[i] for i in sorted(group)] for group in groups if group]
+
+
+def _merge_block_chains(
+    groups: list[list[int]],
+    cost: list[float | None],
+    group_of: Mapping[int, int],
+    unit_of: Sequence[int],
+    deps: Sequence[Sequence[int]],
+) -> None:
+    """Merge, in place, each block of short nodes into the block it waits for, when it
+    waits for no other group and is the only group waiting for that block.
+
+    Such a pair runs one after the other whatever happens (a tree packed into blocks
+    gives them: the block holding the root waits for the block of the subtrees
+    below), so one task does the same work without a round trip to the scheduler
+    between them: no parallelism is lost, as with chains of nodes. A merged block
+    stays under `MAX_BLOCK`. A merged group is left empty.
+    """
+    waits: list[set[int]] = [set() for _ in groups]
+    waited_by: list[set[int]] = [set() for _ in groups]
+    for g, members in enumerate(groups):
+        for i in members:
+            for j in deps[i]:
+                h = group_of[unit_of[j]]
+                if h != g:
+                    waits[g].add(h)
+                    waited_by[h].add(g)
+    into = list(range(len(groups)))  # the group each one was merged into (or itself)
+    for g in range(len(groups)):
+        mine = cost[g]
+        if mine is None or len(waits[g]) != 1:
+            continue
+        (before,) = waits[g]
+        if waited_by[before] != {g}:
+            continue
+        target = into[before]
+        theirs = cost[target]
+        if theirs is None or theirs + mine > MAX_BLOCK:
+            continue
+        groups[target].extend(groups[g])
+        groups[g] = []
+        cost[target] = theirs + mine
+        into[g] = target
 
 
 def _postorder(unit_deps: list[list[int]]) -> list[int]:
