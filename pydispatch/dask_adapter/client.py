@@ -207,7 +207,7 @@ class Client:
         keys = KeyMaker(plan.given)
         order = plan.order
         # every node's key and its dependencies' keys, found once for all the steps below
-        node_keys = [keys(n) for n in order]
+        node_keys = keys.ordered(order)
         dep_keys = {id(n): [keys(d) for d in plan.dependencies(n)] for n in order}
         retired: set[str] = set()
         todo: list[DispatchNode] = []
@@ -369,7 +369,14 @@ class Client:
         def fusable(node: DispatchNode) -> bool:
             return id(node) not in restricted and may_fuse(node)
 
-        return plan_groups(todo, keys, plan.dependencies, fusable, durations.of, self._thread_count)
+        return plan_groups(
+            todo,
+            keys,
+            plan.dependencies,
+            fusable if restricted else may_fuse,
+            durations.of,
+            self._thread_count,
+        )
 
     def _thread_count(self) -> int:
         """The cluster's worker threads (asked at most every `THREADS_FRESH` seconds)."""

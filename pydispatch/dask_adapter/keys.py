@@ -16,7 +16,7 @@ import re
 import types
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dask.base import tokenize
@@ -90,6 +90,24 @@ class KeyMaker:
             self._keys[id(node)] = key
             self._held.append(node)
         return key
+
+    def ordered(self, nodes: Iterable[DispatchNode]) -> list[str]:
+        """The keys of `nodes`, given dependencies first (as `Plan.order` lists them).
+
+        The same keys as calling this object on each node, without first checking
+        that each node's dependencies have keys (in this order they do).
+        """
+        known = self._keys
+        make = self._make
+        held = self._held
+        found: list[str] = []
+        for node in nodes:
+            key = known.get(id(node))
+            if key is None:
+                key = known[id(node)] = make(node)  # a dependency not yet keyed: keyed on demand
+                held.append(node)
+            found.append(key)
+        return found
 
     def _make_dependencies_first(self, node: DispatchNode) -> None:
         """Key a deep chain without deep recursion: dependencies before dependents."""
