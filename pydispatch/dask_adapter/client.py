@@ -233,7 +233,7 @@ class Client:
         singles = {keys(g[0]) for g in groups if len(g) == 1}
         guarded = frozenset(
             dep
-            for group in groups
+            for group in (groups if singles else ())
             if len(group) > 1
             for node in group
             for dep in dep_keys[id(node)]
