@@ -17,6 +17,10 @@ class Plan:
     outputs: list[DispatchNode]
     order: list[DispatchNode]
     given: dict[DispatchNode, Any] = field(default_factory=dict)
+    _deps: dict[int, tuple[DispatchNode, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Each node's dependencies in this run, by `id` (found once, while planning)."""
 
     @classmethod
     def build(
@@ -41,24 +45,16 @@ class Plan:
             given[node] = node.result()
         for node, value in _check_input_map(input_map).items():
             given[node] = value
-        graph = DispatchGraph(out_list, given)
-        for node in given:
-            if node not in graph:
-                raise ValueError(
-                    f"input {node!r} is not part of the graph of the outputs "
-                    f"{[n.label for n in out_list]}; pass only nodes the outputs depend on"
-                )
-        cycle = graph.find_cycle()
-        if cycle is not None:
-            names = " -> ".join(repr(n.label) for n in [*cycle, cycle[0]])
-            raise ExecutorError(
-                f"Dispatcher can only run graphs without circular dependencies; "
-                f"this one has the cycle {names}"
-            )
-        return cls(out_list, _topological_order(graph, given), given)
+        order, deps = _order(out_list, given)
+        plan = cls(out_list, order, given)
+        plan._deps = deps
+        return plan
 
     def dependencies(self, node: DispatchNode) -> tuple[DispatchNode, ...]:
         """What `node` waits for in this run (nothing, when its value is given)."""
+        deps = self._deps.get(id(node))
+        if deps is not None:
+            return deps
         return () if node in self.given else node.dependencies()
 
 
@@ -71,19 +67,82 @@ def _check_input_map(input_map: Mapping[DispatchNode, Any] | None) -> dict[Dispa
     return dict(input_map)
 
 
-def _topological_order(
-    graph: DispatchGraph, given: Mapping[DispatchNode, Any]
-) -> list[DispatchNode]:
-    """Kahn's algorithm over the graph's edges; ties go to the lower node number."""
-    nodes = graph.nodes()
-    waiting = {id(n): len(graph.parents(n)) for n in nodes}
-    ready = [n for n in reversed(nodes) if waiting[id(n)] == 0]
+def _order(
+    outputs: list[DispatchNode], given: Mapping[DispatchNode, Any]
+) -> tuple[list[DispatchNode], dict[int, tuple[DispatchNode, ...]]]:
+    """The nodes of `outputs`' graph cut at `given`, in dependency order, and their
+    dependencies (by `id`).
+
+    The order is the one `DispatchGraph(outputs, given)` and Kahn's algorithm give
+    (ties go to the lower node number), computed without building the graph object:
+    nodes are numbered as the graph numbers them (the outputs first, then a last-in,
+    first-out walk), a node is ready once its distinct dependencies are placed, and
+    the ready node with the lowest number goes first. Raises for an input not in the
+    graph and for a cycle, as `Plan.build` documents.
+    """
+    number: dict[int, int] = {}
+    nodes: list[DispatchNode] = []
+    parents: list[list[int]] = []
+    children: list[list[int]] = []
+    for node in outputs:
+        if id(node) not in number:
+            number[id(node)] = len(nodes)
+            nodes.append(node)
+            parents.append([])
+            children.append([])
+    stop = {id(node) for node in given}
+    deps_of: dict[int, tuple[DispatchNode, ...]] = {i: () for i in stop}
+    visited: set[int] = set()
+    to_visit = list(outputs)
+    while to_visit:
+        node = to_visit.pop()
+        nid = id(node)
+        if nid in visited:
+            continue
+        visited.add(nid)
+        if nid in stop:
+            continue
+        deps = node.dependencies()
+        deps_of[nid] = deps
+        child = number[nid]
+        mine = parents[child]
+        for dep in deps:
+            to_visit.append(dep)
+            parent = number.get(id(dep))
+            if parent is None:
+                if not isinstance(dep, DispatchNode):
+                    raise TypeError(f"a DispatchGraph holds nodes only, got {dep!r}")
+                parent = number[id(dep)] = len(nodes)
+                nodes.append(dep)
+                parents.append([])
+                children.append([])
+            if parent not in mine:
+                mine.append(parent)
+                children[parent].append(child)
+    for node in given:
+        if id(node) not in number:
+            raise ValueError(
+                f"input {node!r} is not part of the graph of the outputs "
+                f"{[n.label for n in outputs]}; pass only nodes the outputs depend on"
+            )
+    waiting = [len(p) for p in parents]
+    ready = [i for i in reversed(range(len(nodes))) if not waiting[i]]
     order: list[DispatchNode] = []
     while ready:
-        node = ready.pop()
-        order.append(node)
-        for child in reversed(graph.children(node)):
-            waiting[id(child)] -= 1
-            if waiting[id(child)] == 0:
+        i = ready.pop()
+        order.append(nodes[i])
+        below = children[i]
+        if len(below) > 1:
+            below = sorted(below, reverse=True)
+        for child in below:
+            waiting[child] -= 1
+            if not waiting[child]:
                 ready.append(child)
-    return order
+    if len(order) < len(nodes):
+        cycle = DispatchGraph(outputs, given).find_cycle() or nodes
+        names = " -> ".join(repr(n.label) for n in [*cycle, cycle[0]])
+        raise ExecutorError(
+            f"Dispatcher can only run graphs without circular dependencies; "
+            f"this one has the cycle {names}"
+        )
+    return order, deps_of

@@ -109,6 +109,28 @@ def test_blocks_of_a_big_short_graph_keep_several_per_thread_and_stay_acyclic() 
             assert all(group_of[id(d)] <= i for d in node.dependencies())
 
 
+def test_a_block_waiting_only_for_the_block_only_it_waits_for_joins_it() -> None:
+    # a small tree: packed in depth-first order into blocks of MIN_BLOCK, the block
+    # holding the root would only wait for the block before it: one block does both
+    level: list[DispatchNode] = [Op(add, i, 1) for i in range(256)]
+    every = list(level)
+    while len(level) > 1:
+        level = [Op(add, level[j], level[j + 1]) for j in range(0, len(level), 2)]
+        every += level
+    seconds = MIN_BLOCK * 1.5 / len(every)  # one and a half blocks' worth of work
+    assert [len(g) for g in plan_of(level, Durations({"add": seconds}))] == [len(every)]
+    # a node waiting for two blocks (that run side by side) joins neither
+    lefts: list[DispatchNode] = [Op(add, 0, 1)]
+    rights: list[DispatchNode] = [Op(add, 2, 3)]
+    for i in range(200):
+        lefts.append(Op(add, lefts[-1], i))
+        rights.append(Op(add, rights[-1], i))
+    root = Op(add, lefts[-1], rights[-1])
+    root.fuse = False  # type: ignore[attr-defined]
+    groups = plan_of([root], Durations({"add": MIN_BLOCK * 0.9 / 200}))
+    assert [len(g) for g in groups] == [201, 201, 1]
+
+
 def test_one_predicate_decides_which_nodes_may_fuse() -> None:
     assert may_fuse(Op(inc, 1)) and may_fuse(DataNode(1))
     for name, value in [

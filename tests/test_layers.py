@@ -3,7 +3,7 @@ crossing a module boundary (lazy imports inside functions included).
 
 Rooms, bottom to top (DESIGN.md, "Layout"):
   core       graph, plan, retry, errors, results, progress, address, annotations, tracebacks,
-             pickling
+             pickling, gcpause
   tools      visualize, progress display, runfile, report: use only the core
   local      executors.base and the local executors: use only the core
   adapter    dask_adapter.*: everything that speaks to dask; only the core below it
@@ -32,6 +32,7 @@ CORE = {
     "progress",
     "tracebacks",
     "pickling",
+    "gcpause",
 }
 TOOLS = {"visualize", "progress_display", "runfile", "report", "notebook"}
 ALLOWED = {

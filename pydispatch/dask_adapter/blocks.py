@@ -14,25 +14,13 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import cloudpickle
 
 from ..tracebacks import format_user_frames
 from .transfer import check_transferable
-
-
-class Ref:
-    """An argument of a member that stands for the value of the node with key `key`."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: str):
-        self.key = key
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Ref, (self.key,))
 
 
 class Failure:
@@ -168,33 +156,22 @@ def _picklable(error: BaseException) -> BaseException:
     return error
 
 
-class Member:
-    """One node of a block: its key, label, function and arguments (`Ref`s for nodes)."""
+class Member(NamedTuple):
+    """One node of a block: its key, label, function and arguments.
 
-    __slots__ = ("args", "func", "key", "kwargs", "label", "name", "refs")
+    An argument that stands for another node's value is None in `args` (or
+    `kwargs`) and listed in `refs` as (position, or keyword name; the node's key):
+    a block then travels as plain tuples, which pickle without a call per member.
+    """
 
-    def __init__(
-        self,
-        key: str,
-        label: str,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        name: str = "",
-    ):
-        self.key = key
-        self.label = label
-        self.name = name or label
-        """The function's name, for messages."""
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        self.refs = tuple(
-            a.key for a in (*args, *kwargs.values()) if isinstance(a, Ref)
-        )  # keys this member needs
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Member, (self.key, self.label, self.func, self.args, self.kwargs, self.name))
+    key: str
+    label: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    name: str
+    """The function's name, for messages."""
+    refs: tuple[tuple[int | str, str], ...] = ()
 
 
 class RunBlock:
@@ -204,27 +181,29 @@ class RunBlock:
     maps each outside node key a member needs to its position among them. `keep`
     is the member keys whose values the block returns (None: all); values that are
     returned are checked to be transferable, others never leave the worker.
+    `members` are `Member`s, or the plain tuples they travel as.
     """
 
     __slots__ = ("keep", "members", "where")
 
     def __init__(
         self,
-        members: tuple[Member, ...],
+        members: Sequence[tuple[Any, ...]],
         where: Mapping[str, int],
         keep: frozenset[str] | None,
     ):
-        self.members = members
+        self.members = tuple(members)
         self.where = dict(where)
         self.keep = keep
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (RunBlock, (self.members, self.where, self.keep))
+        plain = tuple(tuple(m) for m in self.members)  # no per-member reduce, either way
+        return (RunBlock, (plain, self.where, self.keep))
 
     def __dask_tokenize__(self) -> Any:
         """dask's token of the block: its members' content keys (no pickling of the block)."""
         keep = None if self.keep is None else sorted(self.keep)
-        return ("pydispatch.RunBlock", [m.key for m in self.members], sorted(self.where), keep)
+        return ("pydispatch.RunBlock", [m[0] for m in self.members], sorted(self.where), keep)
 
     def __call__(self, *sources: Any) -> BlockValues:
         values: dict[str, Any] = {}
@@ -233,42 +212,51 @@ class RunBlock:
         keep = self.keep
         where = self.where
         clock = time.perf_counter
-        for member in self.members:
-            blocked: str | None = None
-            for ref in member.refs:
-                if ref in values:
-                    value = values[ref]
-                else:
-                    value = sources[where[ref]]
-                    if isinstance(value, BlockValues):
-                        value = value.values.get(ref, MISSING)
-                    values[ref] = value
-                if isinstance(value, (Failure, Upstream)) or value is MISSING:
-                    blocked = ref
-                    break
-            if blocked is not None:
-                values[member.key] = Upstream(blocked)
-                failed = True
-                continue
-            args = [values[a.key] if type(a) is Ref else a for a in member.args]
-            kwargs = {k: values[v.key] if type(v) is Ref else v for k, v in member.kwargs.items()}
+        for key, label, func, args, kwargs, name, refs in self.members:
+            if refs:
+                blocked: str | None = None
+                call_args = list(args)
+                call_kwargs = kwargs
+                for slot, ref in refs:
+                    if ref in values:
+                        value = values[ref]
+                    else:
+                        value = sources[where[ref]]
+                        if isinstance(value, BlockValues):
+                            value = value.values.get(ref, MISSING)
+                        values[ref] = value
+                    if isinstance(value, (Failure, Upstream)) or value is MISSING:
+                        blocked = ref
+                        break
+                    if type(slot) is int:
+                        call_args[slot] = value
+                    else:
+                        if call_kwargs is kwargs:
+                            call_kwargs = dict(kwargs)
+                        call_kwargs[slot] = value
+                if blocked is not None:
+                    values[key] = Upstream(blocked)
+                    failed = True
+                    continue
+            else:
+                call_args, call_kwargs = args, kwargs
             start = clock()
             try:
-                result = member.func(*args, **kwargs)
-                if keep is None or member.key in keep:
-                    result = check_transferable(result, member.name, member.key)
+                result = func(*call_args, **call_kwargs)
+                if keep is None or key in keep:
+                    result = check_transferable(result, name, key)
             except Exception as err:
-                values[member.key] = Failure(_picklable(err), format_user_frames(err.__traceback__))
+                values[key] = Failure(_picklable(err), format_user_frames(err.__traceback__))
                 failed = True
                 continue
             finally:
-                total = totals.get(member.label)
+                total = totals.get(label)
                 if total is None:
-                    totals[member.label] = [clock() - start, 1]
+                    totals[label] = [clock() - start, 1]
                 else:
                     total[0] += clock() - start
                     total[1] += 1
-            values[member.key] = result
-        kept = {m.key: values[m.key] for m in self.members if keep is None or m.key in keep}
+            values[key] = result
+        kept = {m[0]: values[m[0]] for m in self.members if keep is None or m[0] in keep}
         timings = {label: (t[0], int(t[1])) for label, t in totals.items()}
         return (BlockWithErrors if failed else BlockValues)(kept, timings)

@@ -21,12 +21,14 @@ from dask.utils import key_split
 from distributed import Future
 
 from ..address import Address
+from ..annotations import ANNOTATIONS
 from ..errors import (
     CancelledError,
     DependencyError,
     DispatcherError,
     ExecutorError,
 )
+from ..gcpause import gc_paused
 from ..graph import DispatchNode, check_nodes
 from ..plan import Plan
 from ..retry import RetryPolicy
@@ -193,12 +195,24 @@ class Client:
         return only the values of the plan's outputs and of members other tasks need.
         """
         self._check_running()
+        with gc_paused():  # keying and building the tasks: a burst of small allocations
+            return self._submit_plan(plan, restrictions, keep)
+
+    def _submit_plan(
+        self,
+        plan: Plan,
+        restrictions: Mapping[DispatchNode, Sequence[str]] | None,
+        keep: Keep,
+    ) -> Submission:
         keys = KeyMaker(plan.given)
+        order = plan.order
+        # every node's key and its dependencies' keys, found once for all the steps below
+        node_keys = keys.ordered(order)
+        dep_keys = {id(n): [keys(d) for d in plan.dependencies(n)] for n in order}
         retired: set[str] = set()
         todo: list[DispatchNode] = []
         seen: set[str] = set()
-        for node in plan.order:
-            key = keys(node)
+        for node, key in zip(order, node_keys, strict=True):
             if key not in seen:
                 seen.add(key)
                 if not self._held(key, retired):
@@ -212,18 +226,18 @@ class Client:
             exported = set(output_keys)
             for i, group in enumerate(groups):
                 for node in group:
-                    for dep in plan.dependencies(node):
-                        if group_of.get(keys(dep), i) != i:
-                            exported.add(keys(dep))
+                    for dep in dep_keys[id(node)]:
+                        if group_of.get(dep, i) != i:
+                            exported.add(dep)
             keep_member = exported.__contains__
         singles = {keys(g[0]) for g in groups if len(g) == 1}
         guarded = frozenset(
-            keys(dep)
-            for group in groups
+            dep
+            for group in (groups if singles else ())
             if len(group) > 1
             for node in group
-            for dep in plan.dependencies(node)
-            if keys(dep) in singles
+            for dep in dep_keys[id(node)]
+            if dep in singles
         )
         builder = TaskBuilder(
             keys,
@@ -238,13 +252,15 @@ class Client:
         for group in groups:
             builder.add(group, retired.__contains__)
         dask = self._session.dask
-        for node in plan.order:
-            self._ledger.record(node, keys(node), (keys(d) for d in plan.dependencies(node)))
-            self.orphans.discard(keys(node))
+        orphans = self.orphans
+        for node, key in zip(order, node_keys, strict=True):
+            self._ledger.record(node, key, dep_keys[id(node)])
+            if orphans:
+                orphans.discard(key)
         tasks = builder.tasks
         created: dict[int, Future] = {}
         if tasks:
-            annotations = self._annotations(plan, keys, builder.holders, tasks, restrictions)
+            annotations = self._annotations(plan, node_keys, builder.holders, tasks, restrictions)
             graph = with_annotations(tasks, annotations)
             new = dict(zip(tasks, dask.get(graph, list(tasks), sync=False), strict=True))
             created = {id(f): f for f in new.values()}
@@ -256,25 +272,32 @@ class Client:
                     key = keys(group[0])
                     self.durations.ran_unfused(group[0].label, key_split(key))
         futures: dict[str, Future] = {}
-        for node in plan.order:  # every node object, also those sharing a key with another
-            key = keys(node)
-            future = futures.setdefault(key, cast(Future, self._ledger.future(key)))
+        for node, key in zip(order, node_keys, strict=True):
+            # every node object, also those sharing a key with another
+            future = futures.get(key)
+            if future is None:
+                future = futures[key] = cast(Future, self._ledger.future(key))
             node.outcome = DaskOutcome(self, node, key, future)
         return Submission(keys, futures, created)
 
     def _annotations(
         self,
         plan: Plan,
-        keys: KeyMaker,
+        node_keys: Sequence[str],
         holders: Mapping[str, str],
         tasks: Mapping[str, Any],
         restrictions: Mapping[DispatchNode, Sequence[str]] | None,
     ) -> dict[str, dict[str, Any]]:
         """The dask annotations of each new task (by task key): the node's own, and
-        `submit(workers=)`. Annotated nodes are never fused, so each has its own task."""
+        `submit(workers=)`. Annotated nodes are never fused, so each has its own task.
+        `node_keys` are the keys of `plan.order`'s nodes, in order."""
         found: dict[str, dict[str, Any]] = {}
-        for node in plan.order:
-            key = holders.get(keys(node), keys(node))
+        for node, node_key in zip(plan.order, node_keys, strict=True):
+            if not (restrictions and node in restrictions) and all(
+                getattr(node, name, None) is None for name in ANNOTATIONS
+            ):
+                continue  # nothing to annotate (the common case, checked cheaply)
+            key = holders.get(node_key, node_key)
             if key not in tasks or key in found:
                 continue
             wanted = node.annotations()
@@ -283,7 +306,9 @@ class Client:
             if wanted:
                 found[key] = wanted
         if found:
-            labels = {holders.get(keys(n), keys(n)): n.label for n in plan.order}
+            labels = {
+                holders.get(k, k): n.label for n, k in zip(plan.order, node_keys, strict=True)
+            }
             self._check_placeable(found, labels)
         return found
 
@@ -344,7 +369,14 @@ class Client:
         def fusable(node: DispatchNode) -> bool:
             return id(node) not in restricted and may_fuse(node)
 
-        return plan_groups(todo, keys, plan.dependencies, fusable, durations.of, self._thread_count)
+        return plan_groups(
+            todo,
+            keys,
+            plan.dependencies,
+            fusable if restricted else may_fuse,
+            durations.of,
+            self._thread_count,
+        )
 
     def _thread_count(self) -> int:
         """The cluster's worker threads (asked at most every `THREADS_FRESH` seconds)."""

@@ -9,7 +9,9 @@ one node is an ordinary dask task; a larger group is a block (see `blocks`).
 - Other nodes fuse only when their durations are known and short: they are packed,
   in a depth-first order (so a tree's subtrees stay together), into blocks of at
   least `MIN_BLOCK` seconds of work, while a wide graph keeps about
-  `BLOCKS_PER_THREAD` blocks per worker thread.
+  `BLOCKS_PER_THREAD` blocks per worker thread. A block that only waits for one
+  block, the only one waiting for that block, joins it (they would run one after
+  the other anyway).
 - A node whose duration is unknown or long (`LONG_TASK`) keeps a dask task of its
   own, as does every node `may_fuse` refuses.
 
@@ -50,8 +52,9 @@ def may_fuse(node: DispatchNode) -> bool:
     """
     if getattr(node, "fuse", True) is False:
         return False
-    if any(getattr(node, name, None) is not None for name in ANNOTATIONS):
-        return False
+    for name in ANNOTATIONS:
+        if getattr(node, name, None) is not None:
+            return False
     return getattr(node, "pure", True) is not False and getattr(node, "key", None) is None
 
 
@@ -114,88 +117,167 @@ def plan_groups(
     as group members. `threads` is the cluster's worker thread count (or what
     gives it, asked only when short nodes are to be packed).
     """
-    index = {key_of(n): i for i, n in enumerate(nodes)}
+    keys: list[str] = []
+    index: dict[str, int] = {}
+    position: dict[int, int] = {}  # by `id`: spares keying a dependency again
+    for i, node in enumerate(nodes):
+        key = key_of(node)
+        keys.append(key)
+        index[key] = i
+        position[id(node)] = i
     deps: list[list[int]] = []
     outside: list[int] = []  # how many distinct dependencies outside `nodes`
     dependents: list[list[int]] = [[] for _ in nodes]
+    ok: list[bool] = []
+    seconds: list[float | None] = []  # None: unknown, or the node keeps a task of its own
     for i, node in enumerate(nodes):
         inside: list[int] = []
         other: set[str] = set()
         for dep in dependencies(node):
-            key = key_of(dep)
-            j = index.get(key)
-            if j is None:
-                other.add(key)
-            elif j not in inside:
+            j = position.get(id(dep))
+            if j is not None:
+                j = index[keys[j]]
+            else:
+                key = key_of(dep)
+                j = index.get(key)
+                if j is None:
+                    other.add(key)
+                    continue
+            if j not in inside:
                 inside.append(j)
                 dependents[j].append(i)
         deps.append(inside)
         outside.append(len(other))
-    ok = [fusable(n) for n in nodes]
+        if fusable(node):
+            ok.append(True)
+            t = duration(node)
+            seconds.append(None if t is None or t >= LONG_TASK else t)
+        else:
+            ok.append(False)
+            seconds.append(None)
 
     # linear chains: i joins its only dependency j when j has no other dependent
     after: dict[int, int] = {}
-    joined: set[int] = set()
     for i in range(len(nodes)):
         if ok[i] and len(deps[i]) == 1 and outside[i] == 0:
             j = deps[i][0]
             if ok[j] and len(dependents[j]) == 1:
                 after[j] = i
-                joined.add(i)
-    unit_of = [-1] * len(nodes)
-    units: list[list[int]] = []
-    for i in range(len(nodes)):
-        if i in joined:
-            continue
-        chain = [i]
-        while chain[-1] in after:
-            chain.append(after[chain[-1]])
-        for member in chain:
-            unit_of[member] = len(units)
-        units.append(chain)
+    if not after:  # no chain: each node is a unit of its own
+        unit_of = list(range(len(nodes)))
+        units = [[i] for i in unit_of]
+    else:
+        joined = set(after.values())
+        unit_of = [-1] * len(nodes)
+        units = []
+        for i in range(len(nodes)):
+            if i in joined:
+                continue
+            chain = [i]
+            while chain[-1] in after:
+                chain.append(after[chain[-1]])
+            for member in chain:
+                unit_of[member] = len(units)
+            units.append(chain)
 
     costs: list[float | None] = []  # None: the unit keeps a task of its own
     for unit in units:
-        if not all(ok[i] for i in unit):
-            costs.append(None)
-            continue
-        times = [duration(nodes[i]) for i in unit]
-        known = [t for t in times if t is not None]
-        if len(known) < len(times) or max(known) >= LONG_TASK:
-            costs.append(None)
+        total = 0.0
+        for i in unit:
+            t = seconds[i]
+            if t is None:
+                costs.append(None)
+                break
+            total += t
         else:
-            costs.append(sum(known) + PER_NODE_COST * len(unit))
+            costs.append(total + PER_NODE_COST * len(unit))
     short = [c for c in costs if c is not None and c < MAX_BLOCK]
     target = MIN_BLOCK
     if short and sum(short) > MIN_BLOCK * BLOCKS_PER_THREAD:
         count = threads() if callable(threads) else threads
         target = min(max(sum(short) / (BLOCKS_PER_THREAD * max(count, 1)), MIN_BLOCK), MAX_BLOCK)
 
-    unit_deps = [
-        sorted({unit_of[j] for i in unit for j in deps[i]} - {u}) for u, unit in enumerate(units)
-    ]
+    unit_deps: list[list[int]] = []
+    for u, unit in enumerate(units):
+        if len(unit) == 1:
+            found = [unit_of[j] for j in deps[unit[0]]]
+            if len(found) > 1:
+                found = sorted(set(found))
+            unit_deps.append(found)
+        else:
+            unit_deps.append(sorted({unit_of[j] for i in unit for j in deps[i]} - {u}))
     order = _postorder(unit_deps)
 
     group_of: dict[int, int] = {}  # unit -> group
     groups: list[list[int]] = []
+    group_cost: list[float | None] = []  # None: not a block of short units
     open_group: int | None = None  # the group short units are being added to
     open_cost = 0.0
     for u in order:
         cost = costs[u]
         mergeable = cost is not None and cost < target
-        if mergeable and open_group is not None:
-            fits = open_cost + cost <= target  # type: ignore[operator]
-            if fits and all(group_of[d] <= open_group for d in unit_deps[u]):
+        if mergeable and open_group is not None and open_cost + cost <= target:  # type: ignore[operator]
+            for d in unit_deps[u]:
+                if group_of[d] > open_group:
+                    break
+            else:
                 groups[open_group].extend(units[u])
                 group_of[u] = open_group
                 open_cost += cost  # type: ignore[operator]
+                group_cost[open_group] = open_cost
                 continue
         group_of[u] = len(groups)
         groups.append(list(units[u]))
+        group_cost.append(cost if mergeable else None)
         if mergeable:
             open_group, open_cost = group_of[u], cost  # type: ignore[assignment]
+    if len(groups) > 1:
+        _merge_block_chains(groups, group_cost, group_of, unit_of, deps)
     # members in the nodes' own (dependency) order
-    return [[nodes[i] for i in sorted(group)] for group in groups]
+    return [[nodes[i] for i in sorted(group)] for group in groups if group]
+
+
+def _merge_block_chains(
+    groups: list[list[int]],
+    cost: list[float | None],
+    group_of: Mapping[int, int],
+    unit_of: Sequence[int],
+    deps: Sequence[Sequence[int]],
+) -> None:
+    """Merge, in place, each block of short nodes into the block it waits for, when it
+    waits for no other group and is the only group waiting for that block.
+
+    Such a pair runs one after the other whatever happens (a tree packed into blocks
+    gives them: the block holding the root waits for the block of the subtrees
+    below), so one task does the same work without a round trip to the scheduler
+    between them: no parallelism is lost, as with chains of nodes. A merged block
+    stays under `MAX_BLOCK`. A merged group is left empty.
+    """
+    waits: list[set[int]] = [set() for _ in groups]
+    waited_by: list[set[int]] = [set() for _ in groups]
+    for g, members in enumerate(groups):
+        for i in members:
+            for j in deps[i]:
+                h = group_of[unit_of[j]]
+                if h != g:
+                    waits[g].add(h)
+                    waited_by[h].add(g)
+    into = list(range(len(groups)))  # the group each one was merged into (or itself)
+    for g in range(len(groups)):
+        mine = cost[g]
+        if mine is None or len(waits[g]) != 1:
+            continue
+        (before,) = waits[g]
+        if waited_by[before] != {g}:
+            continue
+        target = into[before]
+        theirs = cost[target]
+        if theirs is None or theirs + mine > MAX_BLOCK:
+            continue
+        groups[target].extend(groups[g])
+        groups[g] = []
+        cost[target] = theirs + mine
+        into[g] = target
 
 
 def _postorder(unit_deps: list[list[int]]) -> list[int]:

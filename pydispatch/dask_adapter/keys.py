@@ -16,7 +16,7 @@ import re
 import types
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dask.base import tokenize
@@ -76,16 +76,38 @@ class KeyMaker:
         self._given = given or {}
         self._keys: dict[int, str] = {}
         self._held: list[DispatchNode] = []
+        self._funcs: dict[int, tuple[Any, str]] = {}
 
     def __call__(self, node: DispatchNode) -> str:
         key = self._keys.get(id(node))
         if key is None:
-            if not all(id(d) in self._keys for d in node.dependencies()):
-                self._make_dependencies_first(node)
+            known = self._keys
+            for dep in node.dependencies():
+                if id(dep) not in known:
+                    self._make_dependencies_first(node)
+                    break
             key = self._make(node)
             self._keys[id(node)] = key
             self._held.append(node)
         return key
+
+    def ordered(self, nodes: Iterable[DispatchNode]) -> list[str]:
+        """The keys of `nodes`, given dependencies first (as `Plan.order` lists them).
+
+        The same keys as calling this object on each node, without first checking
+        that each node's dependencies have keys (in this order they do).
+        """
+        known = self._keys
+        make = self._make
+        held = self._held
+        found: list[str] = []
+        for node in nodes:
+            key = known.get(id(node))
+            if key is None:
+                key = known[id(node)] = make(node)  # a dependency not yet keyed: keyed on demand
+                held.append(node)
+            found.append(key)
+        return found
 
     def _make_dependencies_first(self, node: DispatchNode) -> None:
         """Key a deep chain without deep recursion: dependencies before dependents."""
@@ -122,15 +144,43 @@ class KeyMaker:
         func, args, kwargs = node.call()
         # Dependencies and plain arguments are hashed in separate slots, so no plain
         # value, whatever it holds, can produce the key of a dependency.
-        parts = (
-            type(node).__name__,
-            len(args),
-            tuple((i, a) for i, a in enumerate(args) if not isinstance(a, DispatchNode)),
-            tuple((i, self(a)) for i, a in enumerate(args) if isinstance(a, DispatchNode)),
-            sorted((k, v) for k, v in kwargs.items() if not isinstance(v, DispatchNode)),
-            sorted((k, self(v)) for k, v in kwargs.items() if isinstance(v, DispatchNode)),
+        plain = True  # every argument a node or of a plain type: `parts` is plain data
+        values: list[tuple[int, Any]] = []
+        deps: list[tuple[int, str]] = []
+        for i, arg in enumerate(args):
+            if isinstance(arg, DispatchNode):
+                deps.append((i, self(arg)))
+            else:
+                values.append((i, arg))
+                if plain and type(arg) not in _PLAIN_TYPES:
+                    plain = False
+        named: list[tuple[str, Any]] = []
+        named_deps: list[tuple[str, str]] = []
+        if kwargs:
+            for name, arg in kwargs.items():
+                if isinstance(arg, DispatchNode):
+                    named_deps.append((name, self(arg)))
+                else:
+                    named.append((name, arg))
+                    if plain and (type(name) is not str or type(arg) not in _PLAIN_TYPES):
+                        plain = False
+            named.sort()
+            named_deps.sort()
+        parts = (type(node).__name__, len(args), tuple(values), tuple(deps), named, named_deps)
+        # the same digest `value_token` gives plain data, without its walk over `parts`
+        digest = (
+            hashlib.sha1(pickle.dumps(parts, protocol=5)).hexdigest()
+            if plain
+            else value_token(parts)
         )
-        return f"{label_prefix(node.label)}-{_function_token(func)[:16]}{value_token(parts)[:16]}"
+        return f"{label_prefix(node.label)}-{self._function_token(func)}{digest[:16]}"
+
+    def _function_token(self, func: Any) -> str:
+        """The first 16 characters of `func`'s token, cached for the run by `id`."""
+        found = self._funcs.get(id(func))
+        if found is None or found[0] is not func:
+            found = self._funcs[id(func)] = (func, _function_token(func)[:16])
+        return found[1]
 
 
 def get_key(node: DispatchNode) -> str:

@@ -13,10 +13,12 @@ from dask.task_spec import GraphNode, Task, TaskRef
 
 from ..graph import DataNode, DispatchNode
 from ..retry import RetryPolicy
-from .blocks import Guarded, Member, Ref, RunBlock, constant, pick
+from .blocks import Guarded, Member, RunBlock, constant, pick
 from .keys import KeyMaker, label_prefix
 from .shipping import Shipper
 from .transfer import function_name
+
+_NO_KWARGS: dict[str, Any] = {}
 
 
 class Retrying:
@@ -75,6 +77,8 @@ class TaskBuilder:
         self.tasks: dict[str, GraphNode] = {}
         self.holders: dict[str, str] = {}
         """Node key -> key of the task of this update that computes it."""
+        self._functions: dict[int, tuple[Any, Callable[..., Any], str]] = {}
+        """By `id`: a member function, what the block calls for it, and its name."""
 
     def holder(self, key: str) -> str:
         """The task key holding node `key` (its own key unless it is fused)."""
@@ -104,7 +108,7 @@ class TaskBuilder:
         members = []
         for node, node_key in zip(group, member_keys, strict=True):
             member = self._member(node, node_key)
-            for ref in member.refs:
+            for _, ref in member.refs:
                 if ref in inside or ref in where:
                     continue
                 holder = self.holder(ref)
@@ -121,22 +125,31 @@ class TaskBuilder:
 
     def _member(self, node: DispatchNode, key: str) -> Member:
         if node in self.given:
-            return Member(key, node.label, constant, (self.given[node],), {})
+            return Member(key, node.label, constant, (self.given[node],), {}, node.label)
         if isinstance(node, DataNode):
-            return Member(key, node.label, constant, (node.value,), {})
+            return Member(key, node.label, constant, (node.value,), {}, node.label)
         func, args, kwargs = node.call()
-        name = function_name(func)
-        func = self.ship(func)
-        if self.policy is not None:
-            func = Retrying(self.policy, func)
-        return Member(
-            key,
-            node.label,
-            func,
-            tuple(Ref(self.keys(a)) if isinstance(a, DispatchNode) else a for a in args),
-            {k: Ref(self.keys(v)) if isinstance(v, DispatchNode) else v for k, v in kwargs.items()},
-            name,
-        )
+        found = self._functions.get(id(func))
+        if found is None or found[0] is not func:
+            shipped = self.ship(func)
+            if self.policy is not None:
+                shipped = Retrying(self.policy, shipped)
+            found = self._functions[id(func)] = (func, shipped, function_name(func))
+        keys = self.keys
+        refs: list[tuple[int | str, str]] = []
+        member_args: tuple[Any, ...] = args
+        for i, arg in enumerate(args):
+            if isinstance(arg, DispatchNode):
+                refs.append((i, keys(arg)))
+        if refs:
+            member_args = tuple(None if isinstance(a, DispatchNode) else a for a in args)
+        member_kwargs = _NO_KWARGS  # shared: blocks never change a member's kwargs
+        if kwargs:
+            refs.extend((k, keys(v)) for k, v in kwargs.items() if isinstance(v, DispatchNode))
+            member_kwargs = {
+                k: None if isinstance(v, DispatchNode) else v for k, v in kwargs.items()
+            }
+        return Member(key, node.label, found[1], member_args, member_kwargs, found[2], tuple(refs))
 
     def _ref(self, node: DispatchNode) -> Any:
         key = self.keys(node)
