@@ -1,7 +1,7 @@
 """The package's layers only look down: no upward import, no cycle, no private name
 crossing a module boundary (lazy imports inside functions included).
 
-Rooms, bottom to top (DESIGN.md, "Layout"):
+Rooms, bottom to top (README, "How it is built"):
   core       graph, plan, retry, errors, results, progress, address, annotations, tracebacks,
              pickling, gcpause
   tools      visualize, progress display, runfile, report: use only the core
