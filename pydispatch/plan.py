@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ExecutorError
+from .gcpause import gc_paused
 from .graph import DispatchGraph, DispatchNode, check_nodes
 
 
@@ -45,8 +46,10 @@ class Plan:
             given[node] = node.result()
         for node, value in _check_input_map(input_map).items():
             given[node] = value
-        order, deps = _order(out_list, given)
-        plan = cls(out_list, order, given)
+        # Paused only now: `inputs` above may wait for a result (a cluster's, say).
+        with gc_paused():  # ordering a large graph is a burst of small allocations
+            order, deps = _order(out_list, given)
+            plan = cls(out_list, order, given)
         plan._deps = deps
         return plan
 
@@ -82,13 +85,13 @@ def _order(
     """
     number: dict[int, int] = {}
     nodes: list[DispatchNode] = []
-    parents: list[list[int]] = []
+    parents: list[dict[int, None]] = []  # distinct dependencies, by number
     children: list[list[int]] = []
     for node in outputs:
         if id(node) not in number:
             number[id(node)] = len(nodes)
             nodes.append(node)
-            parents.append([])
+            parents.append({})
             children.append([])
     stop = {id(node) for node in given}
     deps_of: dict[int, tuple[DispatchNode, ...]] = {i: () for i in stop}
@@ -114,10 +117,10 @@ def _order(
                     raise TypeError(f"a DispatchGraph holds nodes only, got {dep!r}")
                 parent = number[id(dep)] = len(nodes)
                 nodes.append(dep)
-                parents.append([])
+                parents.append({})
                 children.append([])
             if parent not in mine:
-                mine.append(parent)
+                mine[parent] = None
                 children[parent].append(child)
     for node in given:
         if id(node) not in number:

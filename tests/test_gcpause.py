@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import operator
 
+from pydispatch import AsyncExecutor, Op
 from pydispatch.gcpause import gc_paused
 
 
@@ -34,3 +36,25 @@ def test_the_collector_comes_back_when_the_block_raises() -> None:
     except ValueError:
         pass
     assert gc.isenabled()
+
+
+class RecordingOp(Op):
+    """An Op that notes whether automatic collection was on when its value was read."""
+
+    seen: list[bool]
+
+    def result(self, timeout: float | None = None) -> object:
+        self.seen.append(gc.isenabled())
+        return super().result(timeout)
+
+
+def test_reading_the_inputs_of_a_run_is_not_inside_the_pause() -> None:
+    # An input's value may take long to arrive (a cluster's): the pause must not span it.
+    given = RecordingOp(abs, -2)
+    given.seen = []
+    with AsyncExecutor() as ex:
+        ex.run([given])
+        given.seen.clear()
+        (result,) = ex.run([Op(operator.add, given, 1)], inputs=[given])
+    assert result.unwrap().result() == 3
+    assert given.seen and all(given.seen)

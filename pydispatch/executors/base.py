@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DependencyError
-from ..gcpause import gc_paused
 from ..graph import DispatchGraph, DispatchNode, html_of
 from ..plan import Plan
 from ..progress import Progress, make_progress
@@ -84,8 +83,7 @@ class Executor(ABC):
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
         ):
             raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
-        with gc_paused():  # planning a large graph is a burst of small allocations
-            plan = Plan.build(graph_or_nodes, inputs, input_map)
+        plan = Plan.build(graph_or_nodes, inputs, input_map)
         logger.debug("%r: executing %d graph nodes", self, len(plan.order))
         reporter = make_progress(progress)
         reporter.start(plan)
