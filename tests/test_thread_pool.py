@@ -3,6 +3,7 @@ so that a node that never returns cannot keep a program from exiting."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -74,6 +75,21 @@ def test_shutdown_with_cancel_futures_cancels_what_has_not_started() -> None:
         pool.submit(abs, -1)
     with pytest.raises(ValueError, match="at least 1"):
         ThreadPool(0)
+
+
+def test_a_pool_dropped_without_shutdown_ends_its_threads_after_its_work() -> None:
+    pool = ThreadPool(3)
+    gate = threading.Event()
+    futures = [pool.submit(gate.wait, 10) for _ in range(3)]
+    threads = list(pool._threads)
+    assert len(threads) == 3
+    del pool  # an executor never closed
+    gc.collect()
+    gate.set()
+    assert all(f.result(timeout=10) is True for f in futures)  # the work still finishes
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive(), f"{thread.name} still runs for a dropped pool"
 
 
 def test_exit_finishes_the_work_of_a_pool_in_use(tmp_path: Path) -> None:

@@ -43,6 +43,12 @@ class ThreadPool(cf.Executor):
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._shut = False
+        # A pool dropped without shutdown (an executor never closed) stops its threads
+        # once its queued work is done, as ThreadPoolExecutor's do: the threads hold
+        # the queue, not the pool, and this reference's callback queues the stop. The
+        # threads keep the reference alive (a reference that is garbage itself would
+        # not call back).
+        self._ref = weakref.ref(self, _stop_when_dropped(self._work))
         _in_use.add(self)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
@@ -53,33 +59,14 @@ class ThreadPool(cf.Executor):
             self._work.put((future, fn, args, kwargs))
             if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
                 thread = threading.Thread(
-                    target=self._serve,
+                    target=_serve,
+                    args=(self._ref, self._work, self._idle),
                     name=f"{self._prefix}_{next(self._numbers)}",
                     daemon=True,
                 )
                 thread.start()
                 self._threads.append(thread)
         return future
-
-    def _serve(self) -> None:
-        while True:
-            work = self._work.get()
-            if work is _STOP:
-                self._work.put(_STOP)  # for the next thread
-                return
-            future, fn, args, kwargs = work
-            del work
-            if future.set_running_or_notify_cancel():
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:  # as ThreadPoolExecutor: the future carries it
-                    future.set_exception(exc)
-                    del exc
-                else:
-                    future.set_result(result)
-                    del result
-            del future, fn, args, kwargs
-            self._idle.release()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -106,6 +93,38 @@ class ThreadPool(cf.Executor):
                 return
             if work is not _STOP:
                 work[0].cancel()
+
+
+def _stop_when_dropped(
+    work: queue.SimpleQueue[_Work | None],
+) -> Callable[[weakref.ref[ThreadPool]], None]:
+    return lambda _: work.put(_STOP)
+
+
+def _serve(
+    pool_ref: weakref.ref[ThreadPool],  # held so that its callback runs; see __init__
+    work: queue.SimpleQueue[_Work | None],
+    idle: threading.Semaphore,
+) -> None:
+    """A pool thread: run queued calls until the stop (which it passes on)."""
+    while True:
+        item = work.get()
+        if item is _STOP:
+            work.put(_STOP)  # for the next thread
+            return
+        future, fn, args, kwargs = item
+        del item
+        if future.set_running_or_notify_cancel():
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # as ThreadPoolExecutor: the future carries it
+                future.set_exception(exc)
+                del exc
+            else:
+                future.set_result(result)
+                del result
+        del future, fn, args, kwargs
+        idle.release()
 
 
 @atexit.register
