@@ -59,12 +59,13 @@ def scheduler_only() -> Iterator[Cluster]:
 
 
 # -- nothing outlives the session ------------------------------------------------------
-def _is_resource_tracker(process: psutil.Process) -> bool:
-    """multiprocessing's resource tracker: it ends when this process does."""
+def _ends_with_us(process: psutil.Process) -> bool:
+    """multiprocessing's resource tracker and forkserver: they end when this process does."""
     try:
-        return "multiprocessing.resource_tracker" in " ".join(process.cmdline())
+        command = " ".join(process.cmdline())
     except psutil.Error:
         return True
+    return "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command
 
 
 @pytest.hookimpl(trylast=True)
@@ -73,10 +74,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
     A process left behind means a fixture or an executor did not end what it
     started. It can also hang the interpreter at exit (a process pool's manager
-    thread joining a worker that never stops), which is worse than a failure.
+    thread joining a worker that never stops), which is worse than a failure. A
+    session that already failed or was interrupted keeps its exit status and does
+    not wait.
     """
-    children = [p for p in psutil.Process().children(recursive=True) if not _is_resource_tracker(p)]
-    _, alive = psutil.wait_procs(children, timeout=15)
+    clean = session.exitstatus == pytest.ExitCode.OK
+    children = [p for p in psutil.Process().children(recursive=True) if not _ends_with_us(p)]
+    _, alive = psutil.wait_procs(children, timeout=15 if clean else 0)
     if not alive:
         return
     lines = []
@@ -91,4 +95,5 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if reporter is not None:
         reporter.ensure_newline()
         reporter.write_line(message, red=True)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if clean:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
