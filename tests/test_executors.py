@@ -807,6 +807,37 @@ def test_bad_run_arguments(env):
     assert not node.done()  # nothing ran
 
 
+@pytest.mark.parametrize("kind", ["async", "parallel"])
+def test_a_timeout_in_one_run_does_not_fail_another_runs_queued_node(kind, tmp_path):
+    # Run A's timeout discards the pool the two runs share while run B's node waits
+    # in it: B starts its node again in the new pool and finishes.
+    pid_file = tmp_path / "pid"
+    executor = AsyncExecutor if kind == "async" else ParallelExecutor
+    with executor(max_workers=1, backoff=FAST) as ex:
+        hung = Op(hang_after_recording_pid, str(pid_file), 30)
+        a_raised: list[BaseException] = []
+
+        def run_a() -> None:
+            try:
+                ex.run([hung], timeout=3)
+            except BaseException as err:
+                a_raised.append(err)
+
+        a = threading.Thread(target=run_a)
+        a.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not pid_file.exists():  # A's node holds the pool's only worker
+                assert time.monotonic() < deadline, "run A never started its node"
+                time.sleep(0.02)
+            (result,) = ex.run([Op(operator.neg, 5)], timeout=60)
+            assert result.unwrap().result() == -5
+        finally:
+            a.join(60)
+        assert not a.is_alive()
+        assert [type(e) for e in a_raised] == [RunTimeoutError]
+
+
 def test_a_timeout_stops_the_worker_process_of_a_hung_node(tmp_path):
     import psutil
 

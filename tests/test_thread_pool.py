@@ -3,6 +3,7 @@ so that a node that never returns cannot keep a program from exiting."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import gc
 import subprocess
 import sys
@@ -75,6 +76,20 @@ def test_shutdown_with_cancel_futures_cancels_what_has_not_started() -> None:
         pool.submit(abs, -1)
     with pytest.raises(ValueError, match="at least 1"):
         ThreadPool(0)
+
+
+def test_a_call_cancelled_by_shutdown_wakes_whoever_waits_for_it() -> None:
+    pool = ThreadPool(1)
+    gate = threading.Event()
+    pool.submit(gate.wait, 10)
+    queued = pool.submit(abs, -1)
+    waiter = threading.Thread(target=lambda: cf.wait([queued], timeout=10))
+    waiter.start()
+    pool.shutdown(wait=False, cancel_futures=True)
+    waiter.join(10)
+    gate.set()
+    assert not waiter.is_alive(), "concurrent.futures.wait was not woken by the cancel"
+    assert queued.cancelled()
 
 
 def test_a_pool_dropped_without_shutdown_ends_its_threads_after_its_work() -> None:

@@ -234,6 +234,12 @@ class _Run:
 
     def _finished(self, node: DispatchNode, attempt: int, future: cf.Future[Any]) -> None:
         pool = self.pools.pop(future)
+        if future.cancelled():
+            # Not by this run (its own timeout raises before it looks): another run on
+            # this executor timed out and discarded the shared pool before this call
+            # started. Start it again, in the new pool.
+            self._start(node, attempt)
+            return
         err = future.exception()
         if err is None:
             self._succeed(node, future.result())

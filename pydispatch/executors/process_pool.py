@@ -29,13 +29,17 @@ import threading
 def discard(pool: cf.ProcessPoolExecutor) -> threading.Thread:
     """Shut `pool` down without waiting and kill its worker processes.
 
-    Returns the reaper thread (a daemon). It ends once the pool's manager thread
-    has ended, which it does once every worker process is gone.
+    Calls not yet finished, queued ones included, fail with `BrokenProcessPool`
+    (`ParallelExecutor` retries that by default). They are not cancelled: the pool
+    would drop a cancelled call without waking `concurrent.futures.wait`, so a
+    second run waiting for it would wait forever. Returns the reaper thread (a
+    daemon). It ends once the pool's manager thread has ended, which it does once
+    every worker process is gone.
     """
     # `shutdown` sets both attributes to None: take them first.
     processes = getattr(pool, "_processes", None)
     manager = getattr(pool, "_executor_manager_thread", None)
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=False)
     reaper = threading.Thread(
         target=_kill_until_stopped,
         args=(processes, manager),

@@ -91,8 +91,9 @@ class ThreadPool(cf.Executor):
                 work = self._work.get_nowait()
             except queue.Empty:
                 return
-            if work is not _STOP:
-                work[0].cancel()
+            if work is not _STOP and work[0].cancel():
+                # `cancel` alone does not wake `concurrent.futures.wait`; this does.
+                work[0].set_running_or_notify_cancel()
 
 
 def _stop_when_dropped(
