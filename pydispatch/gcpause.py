@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
 from collections.abc import Iterator
 
@@ -43,3 +44,17 @@ def gc_paused() -> Iterator[None]:
             if _depth == 0 and _paused:
                 _paused = False
                 gc.enable()
+
+
+def _after_fork_in_child() -> None:
+    # A child forked during a pause has only the forking thread: no block of another
+    # thread will ever exit there, so the collector would stay off for good.
+    global _depth, _paused, _lock
+    _lock = threading.Lock()
+    if _paused:
+        gc.enable()
+    _depth, _paused = 0, False
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

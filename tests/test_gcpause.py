@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import gc
 import operator
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
 
 from pydispatch import AsyncExecutor, Op
 from pydispatch.gcpause import gc_paused
@@ -58,3 +64,21 @@ def test_reading_the_inputs_of_a_run_is_not_inside_the_pause() -> None:
         (result,) = ex.run([Op(operator.add, given, 1)], inputs=[given])
     assert result.unwrap().result() == 3
     assert given.seen and all(given.seen)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_process_forked_during_a_pause_has_its_collector_back() -> None:
+    script = textwrap.dedent("""
+        import gc, os
+        from pydispatch.gcpause import gc_paused
+        with gc_paused():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if gc.isenabled() else 1)
+            _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), gc.isenabled())
+        """)
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "True"]
