@@ -202,3 +202,18 @@ def test_the_plugin_starts_julia_on_workers_started_without_the_preload() -> Non
             ((running, backend, _),) = client.run(runtime_state).values()
             assert running and backend == "fake"
             assert client.submit(JuliaFunction("Main.slowadd"), 2, 3).result(60) == 5
+
+
+def test_a_julia_task_function_that_calls_python_is_refused_saying_why() -> None:
+    # DispatchBridge marks names from PythonCall (task functions run without the GIL):
+    # no @everywhere block can make that call safe.
+    closure = JuliaFunction.from_serialized(
+        b"bytes", name="#4", main_names=["PythonCall.pyimport", "helper"]
+    )
+    node = Op(closure, 1)
+    node.label = "uses_python"
+    with pytest.raises(UnavailableFunctionError, match="GIL released") as info:
+        everywhere.check_available([node], provided={"helper", "PythonCall.pyimport"})
+    assert "'uses_python' uses PythonCall.pyimport" in str(info.value)
+    assert "PyFunc" in str(info.value)
+    assert info.value.missing == {"uses_python": ("PythonCall.pyimport",)}

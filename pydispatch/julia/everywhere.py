@@ -270,6 +270,10 @@ def _julia_needs(nodes: Iterable[Any]) -> list[tuple[Any, tuple[str, ...]]]:
     return out
 
 
+PYTHON_CALL = "PythonCall."
+"""Prefix DispatchBridge gives a name from PythonCall a Julia task function uses."""
+
+
 def check_available(nodes: Iterable[Any], provided: Iterable[str] | None = None) -> None:
     """Raise :class:`UnavailableFunctionError` if a Julia function needs an unknown name.
 
@@ -282,10 +286,27 @@ def check_available(nodes: Iterable[Any], provided: Iterable[str] | None = None)
     """
     have = available_names() if provided is None else frozenset(provided)
     missing: dict[str, tuple[str, ...]] = {}
+    python_calls: dict[str, tuple[str, ...]] = {}
     for node, needed in _julia_needs(nodes):
-        lacking = tuple(n for n in needed if n not in have)
+        calls = tuple(n for n in needed if n.startswith(PYTHON_CALL))
+        if calls:
+            python_calls.setdefault(str(node.label), calls)
+        lacking = tuple(n for n in needed if n not in have and not n.startswith(PYTHON_CALL))
         if lacking:
             missing.setdefault(str(node.label), lacking)
+    if python_calls:
+        shown = "; ".join(
+            f"node {label!r} uses {', '.join(names)}"
+            for label, names in sorted(python_calls.items())[:5]
+        )
+        raise UnavailableFunctionError(
+            f"Julia task functions call Python: {shown}. A Julia task function runs with "
+            "Python's GIL released, so calling Python from it would crash the worker. "
+            "Run the Python part as its own node (from Julia, an Op over a "
+            "DispatchBridge.PyFunc); a mere type check may name it qualified "
+            "(`x isa PythonCall.Py`)",
+            python_calls,
+        )
     if not missing:
         return
     shown = "; ".join(

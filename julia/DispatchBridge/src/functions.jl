@@ -71,7 +71,9 @@ value), the `Main` globals, named `Main` functions and `using`-imported names it
 code refers to, and named `Main` functions it captured. Julia's `Serialization`
 sends those as bare references (`serialize(::AbstractSerializer, ::GlobalRef)`
 sends the whole value only for anonymous function types), so a worker must
-define them (`@everywhere`). Names from `Base` and `Core` need nothing.
+define them (`@everywhere`). Names from `Base` and `Core` need nothing; a name
+from PythonCall comes back as `"PythonCall.<name>"`, which Python refuses (a task
+function runs with the GIL released and must not call Python).
 """
 function main_names(f)
     out = Set{String}()
@@ -227,7 +229,14 @@ function needs_global!(out::Set{String}, name::Symbol, seen::IdDict{Any, Nothing
         return out
     end
     owner = binding_owner(name)
-    (owner === Base || owner === Core) || push!(out, string(name))
+    if owner === PythonCall
+        # `pyimport` & co. from a client's `using PythonCall`: a task function runs with
+        # Python's GIL released, so this is refused whatever the workers define
+        # (`pydispatch.julia.everywhere.PYTHON_CALL`).
+        push!(out, "PythonCall." * string(name))
+    elseif !(owner === Base || owner === Core)
+        push!(out, string(name))
+    end
     return out
 end
 

@@ -99,6 +99,8 @@ const RUN_TIMEOUT = 300
         # Functions that are not references: what they hold is looked into.
         @test DB.main_names(slowinc ∘ slowadd) == ["slowadd", "slowinc"]
         @test DB.main_names(Base.Fix1(slowadd, 1)) == ["slowadd"]
+        # Calling Python from a task function (it runs without the GIL) is flagged.
+        @test DB.main_names(x -> pyimport("math")) == ["PythonCall.pyimport"]
         @test DB.main_names(Base.Fix2(max, Scale(2))) == ["Scale"]
         # Values (Op arguments, DataNode data) go by Serialization too.
         @test DB.value_names(slowinc) == ["slowinc"]
