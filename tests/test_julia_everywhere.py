@@ -217,3 +217,10 @@ def test_a_julia_task_function_that_calls_python_is_refused_saying_why() -> None
     assert "'uses_python' uses PythonCall.pyimport" in str(info.value)
     assert "PyFunc" in str(info.value)
     assert info.value.missing == {"uses_python": ("PythonCall.pyimport",)}
+
+
+def test_a_julia_function_that_holds_the_gil_may_call_python() -> None:
+    closure = JuliaFunction.from_serialized(
+        b"bytes", name="#5", nogil=False, main_names=["PythonCall.pystr"]
+    )
+    everywhere.check_available([Op(closure, 1)], provided=set())

@@ -270,6 +270,14 @@ def _julia_needs(nodes: Iterable[Any]) -> list[tuple[Any, tuple[str, ...]]]:
     return out
 
 
+def _holds_the_gil(node: Any) -> bool:
+    """Whether `node` runs a Julia function with the GIL held (``nogil=False``)."""
+    from .function import JuliaFunction
+
+    func = getattr(node, "func", None)
+    return isinstance(func, JuliaFunction) and not func.nogil
+
+
 PYTHON_CALL = "PythonCall."
 """Prefix DispatchBridge gives a name from PythonCall a Julia task function uses."""
 
@@ -289,6 +297,9 @@ def check_available(nodes: Iterable[Any], provided: Iterable[str] | None = None)
     python_calls: dict[str, tuple[str, ...]] = {}
     for node, needed in _julia_needs(nodes):
         calls = tuple(n for n in needed if n.startswith(PYTHON_CALL))
+        if calls and _holds_the_gil(node):
+            needed = tuple(n for n in needed if not n.startswith(PYTHON_CALL))
+            calls = ()
         if calls:
             python_calls.setdefault(str(node.label), calls)
         lacking = tuple(n for n in needed if n not in have and not n.startswith(PYTHON_CALL))
