@@ -279,6 +279,12 @@ def announce_then_wait(announce: str, gate: str, value: int) -> int:
     return wait_for_file(gate, value)
 
 
+def fail_after_file(path: str) -> int:
+    """Wait until `path` exists (at most 60 s), then fail."""
+    wait_for_file(path)
+    raise ApplicationError("failed after the gate opened")
+
+
 def divide(x: int, y: int) -> float:
     return x / y
 

@@ -17,6 +17,7 @@ from real_cluster import Cluster, wait_until
 from tasks import (
     add,
     divide,
+    fail_after_file,
     fail_first,
     inc,
     kill_worker_once,
@@ -529,3 +530,22 @@ def test_bad_fuse_and_keep_values_are_refused_quoting_them() -> None:
         DaskExecutor("127.0.0.1:1", keep="some")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="'yes'"):
         DaskExecutor("127.0.0.1:1", fuse="yes")  # type: ignore[arg-type]
+
+
+def test_nodes_waiting_for_an_unfinished_earlier_task_are_not_packed_with_others(
+    executor: DaskExecutor, tmp_path: Path
+) -> None:
+    # `late` runs from an earlier update and fails once the gate opens. Packed into one
+    # block with a node that waits for it, the gate opener (and every other node of the
+    # block) would wait for `late`, and then get its error.
+    gate = str(tmp_path / "gate")
+    late = Op(fail_after_file, gate)
+    executor.dispatch(late)
+    others = [Op(inc, i) for i in range(30)]
+    opener = Op(record_call, gate, 1)
+    dependent = Op(inc, Op(inc, late))
+    results = executor.run([*others, opener, dependent], throw_error=False, timeout=60)
+    assert [r.unwrap().result() for r in results[:-1]] == [*range(1, 31), 1]
+    error = results[-1].unwrap_error()
+    assert isinstance(error, DependencyError)
+    assert "failed after the gate opened" in str(error.root_cause)

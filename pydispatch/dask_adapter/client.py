@@ -366,17 +366,48 @@ class Client:
                     means = {}
                 durations.learn_means(means)
 
+        alone = restricted | self._waiting_for_unfinished(plan, keys, todo)
+
         def fusable(node: DispatchNode) -> bool:
-            return id(node) not in restricted and may_fuse(node)
+            return id(node) not in alone and may_fuse(node)
 
         return plan_groups(
             todo,
             keys,
             plan.dependencies,
-            fusable if restricted else may_fuse,
+            fusable if alone else may_fuse,
             durations.of,
             self._thread_count,
         )
+
+    def _waiting_for_unfinished(
+        self, plan: Plan, keys: KeyMaker, todo: list[DispatchNode]
+    ) -> set[int]:
+        """The nodes of `todo` (by `id`) that wait, directly or through other nodes of
+        `todo`, for a task an earlier update submitted and that has not finished.
+
+        Such a task may still fail, and dask then fails every task waiting for it
+        without running it: a block holding one of these nodes would fail its
+        unrelated members too (and keep them waiting meanwhile). They keep a task
+        each, so a failure reaches only the nodes that depend on it.
+        """
+        in_todo = {id(n) for n in todo}
+        waiting: set[str] = set()
+        found: set[int] = set()
+        for node in todo:  # dependencies first
+            for dep in plan.dependencies(node):
+                key = keys(dep)
+                if key in waiting:
+                    break
+                if id(dep) not in in_todo:
+                    future = self._ledger.future(key)
+                    if future is not None and not future.done():
+                        break
+            else:
+                continue
+            waiting.add(keys(node))
+            found.add(id(node))
+        return found
 
     def _thread_count(self) -> int:
         """The cluster's worker threads (asked at most every `THREADS_FRESH` seconds)."""
