@@ -16,6 +16,7 @@ import pytest
 from real_cluster import Cluster, wait_until
 from tasks import (
     add,
+    boom,
     divide,
     fail_after_file,
     fail_first,
@@ -549,3 +550,17 @@ def test_nodes_waiting_for_an_unfinished_earlier_task_are_not_packed_with_others
     error = results[-1].unwrap_error()
     assert isinstance(error, DependencyError)
     assert "failed after the gate opened" in str(error.root_cause)
+
+
+def test_keep_outputs_reports_a_fused_intermediates_own_failure(executor: DaskExecutor) -> None:
+    failing = Op(boom, 3)
+    output = Op(inc, failing)  # a chain: one block, which keeps only the output's value
+    (result,) = executor.run([output], throw_error=False, keep="outputs")
+    assert output.outcome.fused  # type: ignore[union-attr]
+    error = result.unwrap_error()
+    assert isinstance(error, DependencyError) and error.failed_node is failing
+    assert isinstance(error.root_cause, ValueError) and str(error.root_cause) == "bad 3"
+    assert "in boom" in error.trace
+    with pytest.raises(DependencyError, match="bad 4") as raised:
+        executor.run([Op(inc, Op(boom, 4))], keep="outputs")
+    assert str(raised.value.root_cause) == "bad 4"

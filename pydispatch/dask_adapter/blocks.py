@@ -257,6 +257,12 @@ class RunBlock:
                     total[0] += clock() - start
                     total[1] += 1
             values[key] = result
-        kept = {m[0]: values[m[0]] for m in self.members if keep is None or m[0] in keep}
+        # Failures are always kept (they are small): a kept member that failed upstream
+        # is reported with the failure's own error and trace.
+        kept = {
+            m[0]: values[m[0]]
+            for m in self.members
+            if keep is None or m[0] in keep or isinstance(values[m[0]], (Failure, Upstream))
+        }
         timings = {label: (t[0], int(t[1])) for label, t in totals.items()}
         return (BlockWithErrors if failed else BlockValues)(kept, timings)
