@@ -20,6 +20,7 @@ from tasks import (
     divide,
     fail_after_file,
     fail_first,
+    identity,
     inc,
     kill_worker_once,
     record_call,
@@ -39,6 +40,7 @@ from pydispatch import (
     Op,
     get_key,
 )
+from pydispatch.dask_adapter.blocks import Failure
 from pydispatch.dask_adapter.fusion import (
     MIN_BLOCK,
     Durations,
@@ -55,6 +57,12 @@ SHORT = {"inc": 1e-5, "add": 1e-5, "divide": 1e-5, "fail_first": 1e-5, "record_c
 def holder(node: DispatchNode) -> Any:
     """The dask future holding the node's result (its own task's, or its block's)."""
     return node.outcome.future  # type: ignore[union-attr]
+
+
+def own_task(node: DispatchNode) -> bool:
+    """The node keeps a dask task of its own: under its key, or under `KEY-guarded`
+    when a block waits for it (its failure then reaches the block as data)."""
+    return holder(node).key in (get_key(node), f"{get_key(node)}-guarded")
 
 
 def same_block(*nodes: DispatchNode) -> bool:
@@ -203,7 +211,7 @@ def test_an_unfused_failure_fails_only_its_dependents_in_the_block_after_it(
     fine = [Op(inc, i) for i in range(10)]
     after = Op(inc, Op(divide, 4, 2))  # a chain after an unfused node that succeeds
     results = executor.run([dependent, *fine, after], throw_error=False)
-    assert holder(bad).key == get_key(bad) and same_block(dependent, *fine)
+    assert own_task(bad) and same_block(dependent, *fine)
     assert results[0].is_error and not any(r.is_error for r in results[1:])
     assert [r.unwrap().result() for r in results[1:-1]] == list(range(1, 11))
     assert results[-1].unwrap().result() == 3.0
@@ -366,7 +374,7 @@ def test_fuse_false_and_a_per_node_opt_out_keep_one_task_per_node(dask_cluster: 
         head.fuse = False  # type: ignore[attr-defined]
         tail = Op(inc, Op(inc, head))
         ex.run([tail])
-        assert holder(head).key == get_key(head) and same_block(tail, *tail.dependencies())
+        assert own_task(head) and same_block(tail, *tail.dependencies())
 
 
 def test_durations_are_learned_then_wide_graphs_fuse(dask_cluster: Cluster) -> None:
@@ -564,3 +572,24 @@ def test_keep_outputs_reports_a_fused_intermediates_own_failure(executor: DaskEx
     with pytest.raises(DependencyError, match="bad 4") as raised:
         executor.run([Op(inc, Op(boom, 4))], keep="outputs")
     assert str(raised.value.root_cause) == "bad 4"
+
+
+def test_a_guarded_task_never_hands_its_failure_to_another_client_as_a_value(
+    executor: DaskExecutor, dask_cluster: Cluster, tmp_path: Path
+) -> None:
+    # `failing` keeps a task of its own (no duration known) that a block waits for, so
+    # its failure travels to the block as data. Another client asking for the same
+    # node must still see a failure, not that data.
+    tag = str(tmp_path)  # keys of this test only
+    failing = Op(boom, tag)
+    xs = [Op(inc, i) for i in range(10)]
+    results = executor.run([Op(add, failing, xs[0]), Op(add, *xs)], throw_error=False)
+    assert results[1].unwrap().result() == sum(range(1, 11))
+    assert holder(failing).type is Failure, "the scenario needs a guarded task"
+    with DaskExecutor(dask_cluster.address) as other:
+        same = Op(boom, tag)
+        outputs = [Op(identity, same), Op(str, same)]  # two dependents: `same` unfused
+        for result in other.run(outputs, throw_error=False):
+            error = result.unwrap_error()
+            assert isinstance(error, DependencyError)
+            assert str(error.root_cause) == f"bad {tag}"

@@ -90,7 +90,10 @@ class TaskBuilder:
         if len(group) == 1:
             node = group[0]
             key = self.keys(node)
-            task_key = key
+            # A guarded task's value is a `Failure` where the node raised: it must not
+            # share its key with the plain task of the same node (another update or
+            # client reading that key would take the `Failure` for a value).
+            task_key = f"{key}-guarded" if key in self.guarded else key
             while avoid(task_key):  # a failed node run again: a fresh key, so dask runs it
                 task_key = f"{key}-{uuid.uuid4().hex}"
             self.tasks[task_key] = self._single(node, task_key)
@@ -154,7 +157,7 @@ class TaskBuilder:
     def _ref(self, node: DispatchNode) -> Any:
         key = self.keys(node)
         holder = self.holder(key)
-        if holder == key and key not in self.guarded:
+        if holder == key:
             return TaskRef(key)
         return Task(f"{key}-pick", pick, TaskRef(holder), key)
 
