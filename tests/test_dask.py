@@ -17,6 +17,7 @@ from real_cluster import Cluster, free_port, wait_until
 from tasks import (
     divide,
     factorials,
+    fail,
     fail_first,
     half,
     record_call,
@@ -175,6 +176,23 @@ def test_runs_from_several_threads_share_one_executor(executor: DaskExecutor) ->
     for t in threads:
         t.join(150)
     assert outcomes == {i: i * 1000 + 21 for i in range(4)}
+
+
+def test_a_run_that_stops_early_leaves_others_work_running(
+    executor: DaskExecutor, tmp_path: Path
+) -> None:
+    # `shared` runs for a dispatch; two runs reuse it and stop early (a failure with
+    # throw_error, a timeout). They cancel what they started, not what they reused.
+    gate = str(tmp_path / "gate")
+    shared = Op(wait_for_file, gate, 7)
+    dispatched = executor.dispatch(shared)
+    with pytest.raises(DependencyError, match="early"):
+        executor.run([Op(fail, "early"), Op(operator.neg, shared)])
+    with pytest.raises(RunTimeoutError):
+        executor.run([Op(operator.pos, shared)], timeout=1)
+    Path(gate).touch()
+    assert dispatched.result(timeout=60) == 7
+    assert shared.result() == 7
 
 
 def test_identical_nodes_share_a_key_across_clients(dask_cluster: Cluster, tmp_path: Path) -> None:

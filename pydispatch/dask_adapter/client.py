@@ -592,6 +592,25 @@ class Client:
         """Stop `nodes` and their dependents and forget their results."""
         self._check_running()
         doomed = self._ledger.downstream(self._key(n) for n in check_nodes(nodes, "cancel()"))
+        self._cancel_keys(doomed)
+
+    def stop(self, nodes: Iterable[DispatchNode], created: Mapping[int, Future]) -> None:
+        """Cancel the tasks of `nodes` that one submission created (its
+        `Submission.created`): a run stopping early (a failure with `throw_error`, a
+        timeout). Tasks it reused from earlier submissions (a `dispatch`, another
+        run, `submit`) are theirs and keep running, and dependents recorded by
+        other submissions are not followed."""
+        self._check_running()
+        mine = set()
+        for node in nodes:
+            key = self._key(node)
+            future = self._ledger.future(key)
+            if future is not None and id(future) in created:
+                mine.add(key)
+        if mine:
+            self._cancel_keys(mine)
+
+    def _cancel_keys(self, doomed: set[str]) -> None:
         futures = list({id(f): f for f in self._ledger.cancel(doomed)}.values())
         blocks = {cast(str, f.key) for f in futures}
         for key in list(self._ledger.keys):  # block-mates: their block is going too

@@ -464,13 +464,15 @@ class DaskExecutor(Executor):
         # Without a progress display, watching the sinks is enough at first: a sink is
         # done only once everything it depends on is. Stragglers are watched after.
         first = tasks if on_finished is not None else _sink_futures(plan, keys, futures)
-        watch = self._watch(first, throw_error, on_finished, plan, deadline, timeout)
+        watch = self._watch(first, throw_error, on_finished, plan, deadline, timeout, created)
         while not (throw_error and watch.first_error is not None) and not watch.lost:
             stragglers = [f for f in tasks if not f.done()]
             if not stragglers:
                 break
             first_error = watch.first_error
-            watch = self._watch(stragglers, throw_error, on_finished, plan, deadline, timeout)
+            watch = self._watch(
+                stragglers, throw_error, on_finished, plan, deadline, timeout, created
+            )
             watch.first_error = first_error or watch.first_error
         if watch.lost or (
             self.client.dask_client.status != "running"
@@ -480,7 +482,7 @@ class DaskExecutor(Executor):
         if throw_error and watch.first_error is not None:
             pending = [n for n in plan.order if not futures[keys(n)].done()]
             if pending:
-                self.client.cancel(pending)
+                self.client.stop(pending, created)
         released = set() if releaser is None else releaser.released
         report = self._report(plan, keys, futures, tasks, watch.first_error, released)
         if keep == "outputs":
@@ -495,14 +497,20 @@ class DaskExecutor(Executor):
         plan: Plan,
         deadline: float | None,
         timeout: float | None,
+        created: Mapping[int, Future],
     ) -> _Watch:
         """Wait until `futures` are done (or the first error, or the deadline)."""
         watch = _Watch(futures, stop_at_error, on_finished)
-        self._wait(watch, plan, deadline, timeout)
+        self._wait(watch, plan, deadline, timeout, created)
         return watch
 
     def _wait(
-        self, watch: _Watch, plan: Plan, deadline: float | None, timeout: float | None
+        self,
+        watch: _Watch,
+        plan: Plan,
+        deadline: float | None,
+        timeout: float | None,
+        created: Mapping[int, Future],
     ) -> None:
         dask = self.client.dask_client
         lost_since: float | None = None
@@ -525,7 +533,7 @@ class DaskExecutor(Executor):
             workers = self._worker_count()
             if deadline is not None and time.monotonic() >= deadline:
                 unfinished = [n for n in plan.order if not n.done()]
-                self.client.cancel(unfinished)
+                self.client.stop(unfinished, created)
                 raise RunTimeoutError(self._timeout_message(timeout, unfinished, workers))
             if workers == 0 and not self._warned_no_worker:
                 self._warned_no_worker = True
