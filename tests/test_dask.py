@@ -195,6 +195,32 @@ def test_a_run_that_stops_early_leaves_others_work_running(
     assert shared.result() == 7
 
 
+def test_a_node_cancelled_during_a_run_is_reported_as_cancelled(
+    executor: DaskExecutor, tmp_path: Path
+) -> None:
+    gate = str(tmp_path / "gate")
+    held = Op(wait_for_file, gate, 1)
+    output = Op(operator.neg, held)
+
+    def cancel_once_submitted() -> None:
+        try:
+            wait_until(lambda: output.outcome is not None, 60, "the run to submit its nodes")
+            executor.client.cancel([held])
+        finally:
+            Path(gate).touch()  # whatever happened, the run can end
+
+    canceller = threading.Thread(target=cancel_once_submitted)
+    canceller.start()
+    try:
+        (result,) = executor.run([output], throw_error=False, timeout=60)
+    finally:
+        canceller.join(60)
+    error = result.unwrap_error()  # not a success whose value is gone
+    assert isinstance(error, DependencyError)
+    assert isinstance(error.root_cause, CancelledError)
+    assert "cancel()" in str(error.root_cause)
+
+
 def test_identical_nodes_share_a_key_across_clients(dask_cluster: Cluster, tmp_path: Path) -> None:
     log = str(tmp_path / "calls")
     first = Op(record_call, log, 5)

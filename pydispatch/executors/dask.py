@@ -484,7 +484,8 @@ class DaskExecutor(Executor):
             if pending:
                 self.client.stop(pending, created)
         released = set() if releaser is None else releaser.released
-        report = self._report(plan, keys, futures, tasks, watch.first_error, released)
+        stopped = throw_error and watch.first_error is not None
+        report = self._report(plan, keys, futures, tasks, watch.first_error, released, stopped)
         if keep == "outputs":
             self.client.release_intermediates(plan, keys, created)
         return report
@@ -584,7 +585,10 @@ class DaskExecutor(Executor):
         tasks: list[Future],
         first_error: Future | None,
         released: set[int],
+        stopped: bool,
     ) -> RunReport:
+        """The run's failures. `stopped`: the run cancelled its own unfinished tasks
+        (a failure with `throw_error`); any other cancelled task is a failure of its node."""
         report = RunReport()
         errors: dict[DispatchNode, DependencyError] = {}
         # blocks in which a node failed: their values say which, fetched in one round trip
@@ -598,11 +602,17 @@ class DaskExecutor(Executor):
             if id(future) in released:  # finished well, then dropped (keep="outputs")
                 continue
             own: DependencyError | None = None
-            if future.status == "cancelled" and not self.client.is_cancelled(key):
-                # cancelled by someone else (another client, or dask itself)
+            if future.status == "cancelled" and not (stopped and self.client.is_cancelled(key)):
+                # cancelled by someone else: another client, dask itself, or here by
+                # `cancel()` or another run that stopped early
+                reason = (
+                    "by cancel() or another run of this client that stopped early"
+                    if self.client.is_cancelled(key)
+                    else cancel_reason(future) or "no reason given"
+                )
                 cancelled = CancelledError(
                     f"node {node.label!r} was cancelled on the cluster before it finished "
-                    f"({cancel_reason(future) or 'no reason given'}); run it again"
+                    f"({reason}); run it again"
                 )
                 own = DependencyError(cancelled, "", node)
             elif future.status == "error":
