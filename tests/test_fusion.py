@@ -8,6 +8,7 @@ whose nodes really share a block (each test checks that they do).
 from __future__ import annotations
 
 import operator
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -593,3 +594,40 @@ def test_a_guarded_task_never_hands_its_failure_to_another_client_as_a_value(
             error = result.unwrap_error()
             assert isinstance(error, DependencyError)
             assert str(error.root_cause) == f"bad {tag}"
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_a_concurrent_run_can_use_what_a_keep_outputs_run_does_not_keep(
+    dask_cluster: Cluster, tmp_path: Path, fuse: bool
+) -> None:
+    # Run A (keep="outputs") holds `x` only as an intermediate: fused, its block keeps
+    # only the output's value; unfused, A releases `x` when it ends. Run B, submitted
+    # while A runs, needs an identical `x`: it must get its value all the same.
+    gate = str(tmp_path / "gate")
+    x_a = Op(wait_for_file, gate, 5)
+    out_a = Op(inc, x_a)
+    x_b = Op(wait_for_file, gate, 5)
+    out_b = Op(operator.mul, x_b, 2)
+    runs: dict[str, Any] = {}
+    with DaskExecutor(dask_cluster.address, fuse=fuse) as ex:
+
+        def run(name: str, outputs: list[DispatchNode], keep: str) -> None:
+            try:
+                runs[name] = ex.run(outputs, throw_error=False, keep=keep, timeout=60)
+            except BaseException as err:
+                runs[name] = err
+
+        a = threading.Thread(target=run, args=("a", [out_a], "outputs"))
+        b = threading.Thread(target=run, args=("b", [out_b, x_b], "all"))
+        try:
+            a.start()
+            wait_until(lambda: out_a.outcome is not None, 60, "run A to submit")
+            b.start()
+            wait_until(lambda: out_b.outcome is not None, 60, "run B to submit")
+        finally:
+            Path(gate).touch()
+            a.join(60)
+            b.join(60)
+        assert [r.unwrap().result() for r in runs["a"]] == [6]
+        assert [r.unwrap().result() for r in runs["b"]] == [10, 5]
+        assert x_b.result() == 5  # still held after A ended and released its intermediates

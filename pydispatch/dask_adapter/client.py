@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, TypeVar, cast
 
@@ -120,6 +121,12 @@ class Client:
         """Whether submissions fuse nodes into blocks (see `fusion`)."""
         self.orphans: set[str] = set()
         """Keys whose block went with a cancelled block-mate: computed again when asked for."""
+        self._unkept: set[str] = set()
+        """Keys whose block (of a keep="outputs" run) does not keep their value: another
+        submission that needs one computes it again instead of reading that block."""
+        self._reused: weakref.WeakSet[Future] = weakref.WeakSet()
+        """Futures a submission took over from an earlier one: the keep="outputs"
+        run that created one does not release it when it ends."""
         self.durations = durations if durations is not None else Durations()
         """What is known of node durations, by label (learned, or declared)."""
         self.status = "connecting"
@@ -266,6 +273,9 @@ class Client:
             created = {id(f): f for f in new.values()}
             for node_key, task_key in builder.holders.items():
                 self._ledger.hold(node_key, new[task_key])
+                self._unkept.discard(node_key)
+                if keep_member is not None and task_key != node_key and not keep_member(node_key):
+                    self._unkept.add(node_key)
         if self.fuse:
             for group in groups:
                 if len(group) == 1 and self.durations.of(group[0]) is None:
@@ -277,6 +287,8 @@ class Client:
             future = futures.get(key)
             if future is None:
                 future = futures[key] = cast(Future, self._ledger.future(key))
+                if id(future) not in created:
+                    self._reused.add(future)
             node.outcome = DaskOutcome(self, node, key, future)
         return Submission(keys, futures, created)
 
@@ -436,6 +448,8 @@ class Client:
         future = self._ledger.future(key)
         if future is None:
             return False
+        if key in self._unkept:  # its block does not keep its value: compute it again
+            return False
         if future.status == "cancelled":  # by dask or another client: submit it anew
             self._ledger.drop(key)
             return False
@@ -486,18 +500,25 @@ class Client:
             holder = self._ledger.future(key)
             if key in outputs or holder is None or id(holder) not in created:
                 continue
+            if holder in self._reused:  # another submission took it over
+                continue
             self._ledger.drop(key)
+            self._unkept.discard(key)
             outcome = node.outcome
             if isinstance(outcome, DaskOutcome) and outcome.client is self:
                 outcome.release()
 
     @_synchronized
     def release_task(self, future: Future, nodes: Iterable[DispatchNode]) -> None:
-        """Stop holding `future`, the task of `nodes` (intermediates of a keep="outputs" run)."""
+        """Stop holding `future`, the task of `nodes` (intermediates of a keep="outputs" run),
+        unless a later submission took it over."""
+        if future in self._reused:
+            return
         for node in nodes:
             key = self._key(node)
             if self._ledger.future(key) is future:
                 self._ledger.drop(key)
+                self._unkept.discard(key)
             outcome = node.outcome
             if isinstance(outcome, DaskOutcome) and outcome.client is self:
                 outcome.release()
@@ -605,7 +626,7 @@ class Client:
         for node in nodes:
             key = self._key(node)
             future = self._ledger.future(key)
-            if future is not None and id(future) in created:
+            if future is not None and id(future) in created and future not in self._reused:
                 mine.add(key)
         if mine:
             self._cancel_keys(mine)
