@@ -104,14 +104,20 @@ def test_unknown_wide_nodes_keep_a_task_each_and_known_short_ones_fuse() -> None
         assert len(plan_of(leaves, Durations({"inc": seconds}))) == 100
 
 
-def test_blocks_of_a_big_short_graph_keep_several_per_thread_and_stay_acyclic() -> None:
-    level: list[DispatchNode] = [Op(add, i, 1) for i in range(1024)]
+def add_tree(leaves: int) -> tuple[DispatchNode, list[DispatchNode]]:
+    """A binary tree of additions over `leaves` leaves: its root, and all its nodes."""
+    level: list[DispatchNode] = [Op(add, i, 1) for i in range(leaves)]
     every = list(level)
     while len(level) > 1:
         level = [Op(add, level[j], level[j + 1]) for j in range(0, len(level), 2)]
         every += level
+    return level[0], every
+
+
+def test_blocks_of_a_big_short_graph_keep_several_per_thread_and_stay_acyclic() -> None:
+    root, every = add_tree(1024)
     seconds = MIN_BLOCK * 40 / len(every)  # 40 blocks' worth of work in all
-    groups = plan_of(level, Durations({"add": seconds}), threads=2)
+    groups = plan_of([root], Durations({"add": seconds}), threads=2)
     assert 8 <= len(groups) <= 60
     group_of = {id(n): i for i, g in enumerate(groups) for n in g}
     assert len(group_of) == len(every)
@@ -123,13 +129,9 @@ def test_blocks_of_a_big_short_graph_keep_several_per_thread_and_stay_acyclic() 
 def test_a_block_waiting_only_for_the_block_only_it_waits_for_joins_it() -> None:
     # a small tree: packed in depth-first order into blocks of MIN_BLOCK, the block
     # holding the root would only wait for the block before it: one block does both
-    level: list[DispatchNode] = [Op(add, i, 1) for i in range(256)]
-    every = list(level)
-    while len(level) > 1:
-        level = [Op(add, level[j], level[j + 1]) for j in range(0, len(level), 2)]
-        every += level
+    root, every = add_tree(256)
     seconds = MIN_BLOCK * 1.5 / len(every)  # one and a half blocks' worth of work
-    assert [len(g) for g in plan_of(level, Durations({"add": seconds}))] == [len(every)]
+    assert [len(g) for g in plan_of([root], Durations({"add": seconds}))] == [len(every)]
     # a node waiting for two blocks (that run side by side) joins neither
     lefts: list[DispatchNode] = [Op(add, 0, 1)]
     rights: list[DispatchNode] = [Op(add, 2, 3)]
