@@ -225,7 +225,7 @@ class Client:
                 if not self._held(key, retired):
                     todo.append(node)
         restricted = {id(n) for n in restrictions or {}}
-        groups = self._groups(plan, keys, todo, restricted)
+        groups = self._groups(plan, keys, todo, restricted, dep_keys)
         output_keys = {keys(n) for n in plan.outputs}
         keep_member = None
         if keep == "outputs":
@@ -362,7 +362,12 @@ class Client:
                 )
 
     def _groups(
-        self, plan: Plan, keys: KeyMaker, todo: list[DispatchNode], restricted: set[int]
+        self,
+        plan: Plan,
+        keys: KeyMaker,
+        todo: list[DispatchNode],
+        restricted: set[int],
+        dep_keys: Mapping[int, list[str]],
     ) -> list[list[DispatchNode]]:
         """The nodes of `todo` in groups, each one dask task (see `fusion.plan_groups`)."""
         if not self.fuse or len(todo) < 2:
@@ -378,7 +383,7 @@ class Client:
                     means = {}
                 durations.learn_means(means)
 
-        alone = restricted | self._waiting_for_unfinished(plan, keys, todo)
+        alone = restricted | self._waiting_for_unfinished(keys, todo, dep_keys)
 
         def fusable(node: DispatchNode) -> bool:
             return id(node) not in alone and may_fuse(node)
@@ -393,7 +398,7 @@ class Client:
         )
 
     def _waiting_for_unfinished(
-        self, plan: Plan, keys: KeyMaker, todo: list[DispatchNode]
+        self, keys: KeyMaker, todo: list[DispatchNode], dep_keys: Mapping[int, list[str]]
     ) -> set[int]:
         """The nodes of `todo` (by `id`) that wait, directly or through other nodes of
         `todo`, for a task an earlier update submitted and that has not finished.
@@ -403,23 +408,21 @@ class Client:
         unrelated members too (and keep them waiting meanwhile). They keep a task
         each, so a failure reaches only the nodes that depend on it.
         """
-        in_todo = {id(n) for n in todo}
+        in_todo = {keys(n) for n in todo}
         waiting: set[str] = set()
         found: set[int] = set()
         for node in todo:  # dependencies first
-            for dep in plan.dependencies(node):
-                key = keys(dep)
-                if key in waiting:
+            for dep in dep_keys[id(node)]:
+                if dep in waiting or (dep not in in_todo and self._unfinished(dep)):
+                    waiting.add(keys(node))
+                    found.add(id(node))
                     break
-                if id(dep) not in in_todo:
-                    future = self._ledger.future(key)
-                    if future is not None and not future.done():
-                        break
-            else:
-                continue
-            waiting.add(keys(node))
-            found.add(id(node))
         return found
+
+    def _unfinished(self, key: str) -> bool:
+        """Whether this client holds `key` in a task that has not finished."""
+        future = self._ledger.future(key)
+        return future is not None and not future.done()
 
     def _thread_count(self) -> int:
         """The cluster's worker threads (asked at most every `THREADS_FRESH` seconds)."""
