@@ -184,10 +184,7 @@ def encode(value: Any) -> Tagged:
     if isinstance(value, list):
         return ("list", [encode(v) for v in value])
     if isinstance(value, JuliaNamedTuple):
-        # Name/value entries are lists, never 2-tuples: the Julia side reads a 2-tuple
-        # starting with "pyobject" as a Python object (`jltree`), and a field may be
-        # called that.
-        return ("namedtuple", [[str(k), encode(v)] for k, v in value.items()])
+        return ("namedtuple", encode_kwargs(value))
     if isinstance(value, dict):
         return ("dict", [(encode(k), encode(v)) for k, v in value.items()])
     if isinstance(value, (set, frozenset)):
@@ -224,10 +221,11 @@ def _numpy_loaded() -> bool:
 
 
 def encode_kwargs(kwargs: dict[str, Any]) -> TaggedKwargs:
-    """Keyword arguments for a Julia call: ``[name, tagged value]`` entries.
+    """Keyword arguments for a Julia call (and a NamedTuple's fields):
+    ``[name, tagged value]`` entries.
 
-    Lists, like the "namedtuple" entries of :func:`encode`, because a 2-tuple
-    whose first item is ``"pyobject"`` means a Python object to the Julia side.
+    Lists, never 2-tuples: the Julia side (`jltree`) reads a 2-tuple whose first
+    item is ``"pyobject"`` as a Python object, and a name may be that.
     """
     return [[str(k), encode(v)] for k, v in kwargs.items()]
 

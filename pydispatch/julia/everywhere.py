@@ -296,13 +296,11 @@ def check_available(nodes: Iterable[Any], provided: Iterable[str] | None = None)
     missing: dict[str, tuple[str, ...]] = {}
     python_calls: dict[str, tuple[str, ...]] = {}
     for node, needed in _julia_needs(nodes):
-        calls = tuple(n for n in needed if n.startswith(PYTHON_CALL))
-        if calls and _holds_the_gil(node):
-            needed = tuple(n for n in needed if not n.startswith(PYTHON_CALL))
-            calls = ()
-        if calls:
-            python_calls.setdefault(str(node.label), calls)
-        lacking = tuple(n for n in needed if n not in have and not n.startswith(PYTHON_CALL))
+        if not _holds_the_gil(node):
+            calls = tuple(n for n in needed if n.startswith(PYTHON_CALL))
+            if calls:
+                python_calls.setdefault(str(node.label), calls)
+        lacking = tuple(n for n in needed if not n.startswith(PYTHON_CALL) and n not in have)
         if lacking:
             missing.setdefault(str(node.label), lacking)
     if python_calls:
