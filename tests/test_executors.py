@@ -25,7 +25,7 @@ from typing import Any
 import distributed
 import pytest
 from channels import ClusterList, ClusterQueue
-from real_cluster import Cluster
+from real_cluster import Cluster, process_gone, wait_until
 from tasks import (
     ApplicationError,
     FlakyError,
@@ -839,24 +839,12 @@ def test_a_timeout_in_one_run_does_not_fail_another_runs_queued_node(kind, tmp_p
 
 
 def test_a_timeout_stops_the_worker_process_of_a_hung_node(tmp_path):
-    import psutil
-
     pid_file = tmp_path / "pid"
     with ParallelExecutor(max_workers=1) as ex:
         with pytest.raises(RunTimeoutError, match="hang_after_recording_pid"):
             ex.run([Op(hang_after_recording_pid, str(pid_file))], timeout=5)
     pid = int(pid_file.read_text())
-
-    def gone() -> bool:
-        try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
-    deadline = time.monotonic() + 10
-    while not gone():
-        assert time.monotonic() < deadline, f"worker process {pid} still runs the hung node"
-        time.sleep(0.05)
+    wait_until(lambda: process_gone(pid), 10, f"worker process {pid} to stop the hung node")
 
 
 def broken_predicate(err: BaseException) -> bool:

@@ -12,26 +12,12 @@ import concurrent.futures as cf
 import multiprocessing
 import time
 
-import psutil
 import pytest
+from real_cluster import process_gone, wait_until
 
 from pydispatch.executors import process_pool
 
 SPAWN = multiprocessing.get_context("spawn")
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_until_gone(pids: list[int], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not all(gone(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"still running: {[p for p in pids if not gone(p)]}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -68,7 +54,7 @@ def test_a_discarded_pool_stops_its_busy_worker_and_a_late_one(
 
     reaper = process_pool.discard(pool)
 
-    wait_until_gone(pids, 30)
+    wait_until(lambda: all(process_gone(p) for p in pids), 30, f"workers {pids} to end")
     manager.join(30)
     assert not manager.is_alive(), "the pool's manager thread still waits for a worker"
     reaper.join(30)
